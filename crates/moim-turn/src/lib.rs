@@ -1,0 +1,12 @@
+//! moim's embedded STUN/TURN server (RFC 8489, RFC 8656).
+//!
+//! - [`proto`]: the sans-IO core, driven with explicit time.
+//! - [`server`]: the tokio shell with UDP, TCP and TLS listeners and UDP relays.
+//! - [`rest_credentials`]: mint the time-limited credentials handed to clients.
+#![forbid(unsafe_code)]
+
+pub mod proto;
+//pub mod server;
+
+pub use proto::rest_credentials;
+//pub use server::{spawn, TurnConfig, TurnError, TurnHandle};

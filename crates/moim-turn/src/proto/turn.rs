@@ -1,0 +1,682 @@
+//! The sans-IO TURN server: packets and time in, commands out.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, trace};
+
+use super::allocation::{Allocation, ClientAddr, PendingAllocate, RelayId, TokenBucket};
+use super::auth::{long_term_key, parse_rest_username, rest_password, NonceCheck, NonceSigner};
+use super::error::ErrorCode;
+use super::message::{
+    attr, method, ChannelData, Class, DecodeError, Integrity, Message, MessageBuilder,
+    CHANNEL_RANGE,
+};
+use super::peer_filter::PeerPolicy;
+
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const UDP: u8 = 17;
+
+/// Settings of the core. Build with [`Config::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// REALM sent in challenges and mixed into the long-term key.
+    pub realm: String,
+    /// Shared secret of the TURN REST credentials.
+    pub secret: String,
+    /// Allocations one identity may hold at once (486 past it).
+    pub user_quota: usize,
+    /// Allocations the whole server holds at once (508 past it).
+    pub max_allocations: usize,
+    /// Per-allocation relay bandwidth in bytes per second, both directions
+    /// together; 0 means unlimited.
+    pub bandwidth_bps: u64,
+    /// Which peers may be reached.
+    pub peer_policy: PeerPolicy,
+    /// Address announced in XOR-RELAYED-ADDRESS instead of the bound one.
+    pub public_ip: Option<IpAddr>,
+    /// Whether relays are IPv6 (else IPv4).
+    pub relay_ipv6: bool,
+    pub default_lifetime: Duration,
+    pub max_lifetime: Duration,
+    pub nonce_lifetime: Duration,
+}
+
+impl Config {
+    pub fn new(realm: impl Into<String>, secret: impl Into<String>) -> Self {
+        Config {
+            realm: realm.into(),
+            secret: secret.into(),
+            user_quota: 12,
+            max_allocations: 10_000,
+            bandwidth_bps: 0,
+            peer_policy: PeerPolicy::default(),
+            public_ip: None,
+            relay_ipv6: false,
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            nonce_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the IO shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send `data` to a client over the listener of its transport.
+    SendToClient { to: ClientAddr, data: Vec<u8> },
+    /// Send `data` from relay socket `relay` to `to`.
+    SendToPeer {
+        relay: RelayId,
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Bind a UDP relay socket in the port range and report it with
+    /// [`TurnServer::relay_bound`].
+    BindRelay {
+        relay: RelayId,
+        ipv6: bool,
+        even_port: bool,
+    },
+    /// Close relay socket `relay`.
+    FreeRelay { relay: RelayId },
+}
+
+/// A verified long-term credential.
+struct Auth {
+    username: String,
+    identity: String,
+    key: [u8; 16],
+    integrity: Integrity,
+}
+
+/// How a request is answered: plain, or signed with the user's key.
+struct Reply<'a> {
+    to: ClientAddr,
+    tx: [u8; 12],
+    method: u16,
+    fingerprint: bool,
+    auth: Option<(Integrity, &'a [u8])>,
+}
+
+/// The TURN server state machine.
+pub struct TurnServer {
+    cfg: Config,
+    nonces: NonceSigner,
+    epoch: Instant,
+    unix_at_epoch: u64,
+    allocations: HashMap<ClientAddr, Allocation>,
+    by_relay: HashMap<RelayId, ClientAddr>,
+    per_identity: HashMap<String, usize>,
+    next_id: u64,
+    next_sweep: Option<Instant>,
+    commands: VecDeque<Command>,
+}
+
+impl TurnServer {
+    /// `now` and `unix_now` are the same moment on the monotonic and the
+    /// wall clock; REST expiries are judged as `unix_now + (t - now)`.
+    /// `nonce_key` must be random and secret.
+    pub fn new(cfg: Config, now: Instant, unix_now: SystemTime, nonce_key: [u8; 32]) -> Self {
+        let unix_at_epoch = unix_now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        TurnServer {
+            cfg,
+            nonces: NonceSigner::new(nonce_key),
+            epoch: now,
+            unix_at_epoch,
+            allocations: HashMap::new(),
+            by_relay: HashMap::new(),
+            per_identity: HashMap::new(),
+            next_id: 1,
+            next_sweep: None,
+            commands: VecDeque::new(),
+        }
+    }
+
+    /// Next command for the shell.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When [`TurnServer::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    /// Number of live or pending allocations.
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    fn unix_secs(&self, now: Instant) -> u64 {
+        self.unix_at_epoch + now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    /// Bytes from a client on a listener (one datagram, or one frame of a stream).
+    pub fn handle_client(&mut self, now: Instant, from: ClientAddr, bytes: &[u8]) {
+        match bytes.first() {
+            Some(b) if b >> 6 == 0b01 => self.handle_channel_data(now, from, bytes),
+            Some(_) => match Message::decode(bytes) {
+                Ok(msg) => match msg.class {
+                    Class::Request => self.handle_request(now, from, &msg),
+                    Class::Indication if msg.method == method::SEND => {
+                        self.handle_send(now, from, &msg)
+                    }
+                    _ => trace!(?from, "dropping STUN message of unexpected class"),
+                },
+                Err(e) => trace!(?from, error = %e, "dropping undecodable packet"),
+            },
+            None => {}
+        }
+    }
+
+    /// A datagram that arrived on relay socket `relay` from `from`.
+    pub fn handle_peer(&mut self, now: Instant, relay: RelayId, from: SocketAddr, bytes: &[u8]) {
+        let Some(client) = self.by_relay.get(&relay).copied() else {
+            return;
+        };
+        let Some(a) = self.allocations.get_mut(&client) else {
+            return;
+        };
+        if a.relayed.is_none() || !a.has_permission(from.ip(), now) {
+            trace!(?relay, "dropping peer datagram without permission");
+            return;
+        }
+        if !a.bucket.take(bytes.len(), now) {
+            trace!(?relay, "bandwidth cap: dropping peer datagram");
+            return;
+        }
+        let data = match a.peer_channel(from, now) {
+            Some(ch) => ChannelData::encode(ch, bytes, client.transport.is_stream()),
+            None => {
+                let tx = self.next_transaction_id();
+                let mut b = MessageBuilder::new(Class::Indication, method::DATA, tx);
+                b.add_xor_address(attr::XOR_PEER_ADDRESS, from)
+                    .add(attr::DATA, bytes);
+                b.finish(None, false)
+            }
+        };
+        self.commands
+            .push_back(Command::SendToClient { to: client, data });
+    }
+
+    /// The shell's answer to [`Command::BindRelay`]: the bound address, or
+    /// `None` if no port could be bound.
+    pub fn relay_bound(&mut self, now: Instant, relay: RelayId, bound: Option<SocketAddr>) {
+        let Some(client) = self.by_relay.get(&relay).copied() else {
+            if bound.is_some() {
+                self.commands.push_back(Command::FreeRelay { relay });
+            }
+            return;
+        };
+        let Some(bound) = bound else {
+            let Some(a) = self.allocations.get(&client) else {
+                return;
+            };
+            let (tx, key) = (a.allocate_tx, a.key);
+            let p = a.pending.as_ref().map(|p| (p.integrity, p.fingerprint));
+            self.remove_allocation(client);
+            if let Some((integrity, fingerprint)) = p {
+                let reply = Reply {
+                    to: client,
+                    tx,
+                    method: method::ALLOCATE,
+                    fingerprint,
+                    auth: Some((integrity, &key)),
+                };
+                self.send_error(&reply, ErrorCode::InsufficientCapacity, |_| {});
+            }
+            return;
+        };
+        let public = self.cfg.public_ip.unwrap_or(bound.ip());
+        let Some(a) = self.allocations.get_mut(&client) else {
+            return;
+        };
+        a.relayed = Some(SocketAddr::new(public, bound.port()));
+        a.expires = now + a.lifetime;
+        debug!(?relay, relayed = ?a.relayed, "allocation ready");
+        self.send_allocate_success(client);
+    }
+
+    /// A TCP or TLS client went away: its allocation goes with it (RFC 8656 §3.1).
+    pub fn client_closed(&mut self, client: ClientAddr) {
+        self.remove_allocation(client);
+    }
+
+    /// Expires allocations, permissions and channels.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        let expired: Vec<ClientAddr> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| a.expires <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in expired {
+            debug!(client = ?c.transport, "allocation expired");
+            self.remove_allocation(c);
+        }
+        for a in self.allocations.values_mut() {
+            a.sweep(now);
+        }
+        self.next_sweep = (!self.allocations.is_empty()).then_some(now + SWEEP_INTERVAL);
+    }
+
+    fn next_transaction_id(&mut self) -> [u8; 12] {
+        self.next_id += 1;
+        let mut tx = [0u8; 12];
+        tx[..8].copy_from_slice(&self.next_id.to_be_bytes());
+        tx[8..].copy_from_slice(b"moim");
+        tx
+    }
+
+    fn remove_allocation(&mut self, client: ClientAddr) {
+        let Some(a) = self.allocations.remove(&client) else {
+            return;
+        };
+        self.by_relay.remove(&a.id);
+        if let Some(n) = self.per_identity.get_mut(&a.identity) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_identity.remove(&a.identity);
+            }
+        }
+        self.commands.push_back(Command::FreeRelay { relay: a.id });
+    }
+
+    fn handle_request(&mut self, now: Instant, from: ClientAddr, msg: &Message<'_>) {
+        let plain = Reply {
+            to: from,
+            tx: msg.transaction_id,
+            method: msg.method,
+            fingerprint: msg.has_fingerprint,
+            auth: None,
+        };
+        let unknown = msg.unknown_required();
+        if !unknown.is_empty() {
+            let list: Vec<u8> = unknown.iter().flat_map(|t| t.to_be_bytes()).collect();
+            self.send_error(&plain, ErrorCode::UnknownAttribute, |b| {
+                b.add(attr::UNKNOWN_ATTRIBUTES, &list);
+            });
+            return;
+        }
+        match msg.method {
+            method::BINDING => {
+                self.send_success(&plain, |b| {
+                    b.add_xor_address(attr::XOR_MAPPED_ADDRESS, from.addr);
+                });
+                return;
+            }
+            method::ALLOCATE
+            | method::REFRESH
+            | method::CREATE_PERMISSION
+            | method::CHANNEL_BIND => {}
+            _ => {
+                self.send_error(&plain, ErrorCode::BadRequest, |_| {});
+                return;
+            }
+        }
+        let auth = match self.authenticate(now, msg) {
+            Ok(auth) => auth,
+            Err(code) => {
+                let realm = self.cfg.realm.clone();
+                let expiry = self.unix_secs(now) + self.cfg.nonce_lifetime.as_secs();
+                let nonce = self.nonces.issue(expiry);
+                self.send_error(&plain, code, |b| {
+                    if matches!(code, ErrorCode::Unauthorized | ErrorCode::StaleNonce) {
+                        b.add(attr::REALM, realm.as_bytes())
+                            .add(attr::NONCE, nonce.as_bytes());
+                    }
+                });
+                return;
+            }
+        };
+        let reply = Reply {
+            auth: Some((auth.integrity, &auth.key)),
+            ..plain
+        };
+        let result = match msg.method {
+            method::ALLOCATE => self.allocate(now, from, msg, &auth),
+            method::REFRESH => self.refresh(now, from, msg, &auth, &reply),
+            method::CREATE_PERMISSION => self.create_permission(now, from, msg, &auth),
+            _ => self.channel_bind(now, from, msg, &auth),
+        };
+        match result {
+            Ok(Answer::Success) => self.send_success(&reply, |_| {}),
+            Ok(Answer::Done) => {}
+            Err(code) => self.send_error(&reply, code, |_| {}),
+        }
+    }
+
+    /// Long-term credential check with REST usernames (RFC 8489 §9.2.4).
+    fn authenticate(&self, now: Instant, msg: &Message<'_>) -> Result<Auth, ErrorCode> {
+        let Some(integrity) = msg.integrity_kind() else {
+            return Err(ErrorCode::Unauthorized);
+        };
+        let text = |t| msg.text(t).map_err(|_: DecodeError| ErrorCode::BadRequest);
+        let (Some(username), Some(realm), Some(nonce)) = (
+            text(attr::USERNAME)?,
+            text(attr::REALM)?,
+            text(attr::NONCE)?,
+        ) else {
+            return Err(ErrorCode::BadRequest);
+        };
+        let unix_now = self.unix_secs(now);
+        if self.nonces.check(nonce, unix_now) != NonceCheck::Valid {
+            return Err(ErrorCode::StaleNonce);
+        }
+        if realm != self.cfg.realm {
+            debug!("credential for another realm");
+            return Err(ErrorCode::Unauthorized);
+        }
+        let Some((expiry, identity)) = parse_rest_username(username) else {
+            debug!("username is not a TURN REST username");
+            return Err(ErrorCode::Unauthorized);
+        };
+        if expiry <= unix_now {
+            debug!(expiry, unix_now, "expired TURN REST credential");
+            return Err(ErrorCode::Unauthorized);
+        }
+        let password = rest_password(self.cfg.secret.as_bytes(), username);
+        let key = long_term_key(username, realm, &password);
+        if msg.verify_integrity(&key) != Some(integrity) {
+            debug!("MESSAGE-INTEGRITY mismatch");
+            return Err(ErrorCode::Unauthorized);
+        }
+        Ok(Auth {
+            username: username.to_owned(),
+            identity: identity.to_owned(),
+            key,
+            integrity,
+        })
+    }
+
+    fn lifetime(&self, msg: &Message<'_>) -> Result<Duration, ErrorCode> {
+        let requested = msg.u32(attr::LIFETIME).map_err(|_| ErrorCode::BadRequest)?;
+        Ok(match requested {
+            Some(0) => Duration::ZERO,
+            Some(s) => Duration::from_secs(u64::from(s))
+                .min(self.cfg.max_lifetime)
+                .max(self.cfg.default_lifetime),
+            None => self.cfg.default_lifetime,
+        })
+    }
+
+    fn allocate(
+        &mut self,
+        now: Instant,
+        from: ClientAddr,
+        msg: &Message<'_>,
+        auth: &Auth,
+    ) -> Result<Answer, ErrorCode> {
+        if let Some(a) = self.allocations.get(&from) {
+            if a.allocate_tx != msg.transaction_id {
+                return Err(ErrorCode::AllocationMismatch);
+            }
+            if a.relayed.is_some() {
+                // A retransmission of the request that created it.
+                self.send_allocate_success(from);
+            }
+            return Ok(Answer::Done);
+        }
+        match msg.get(attr::REQUESTED_TRANSPORT) {
+            None => return Err(ErrorCode::BadRequest),
+            Some([UDP, _, _, _]) => {}
+            Some([_, _, _, _]) => return Err(ErrorCode::UnsupportedTransportProtocol),
+            Some(_) => return Err(ErrorCode::BadRequest),
+        }
+        match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => {}
+            Some([0x01, ..]) if !self.cfg.relay_ipv6 => {}
+            Some([0x02, ..]) if self.cfg.relay_ipv6 => {}
+            Some(_) => return Err(ErrorCode::AddressFamilyNotSupported),
+        }
+        let lifetime = self.lifetime(msg)?;
+        if lifetime.is_zero() {
+            return Err(ErrorCode::BadRequest);
+        }
+        let held = self.per_identity.get(&auth.identity).copied().unwrap_or(0);
+        if held >= self.cfg.user_quota {
+            debug!(held, "allocation quota reached");
+            return Err(ErrorCode::AllocationQuotaReached);
+        }
+        if self.allocations.len() >= self.cfg.max_allocations {
+            return Err(ErrorCode::InsufficientCapacity);
+        }
+        self.next_id += 1;
+        let id = RelayId(self.next_id);
+        let pending = PendingAllocate {
+            integrity: auth.integrity,
+            fingerprint: msg.has_fingerprint,
+        };
+        let a = Allocation::new(
+            id,
+            auth.identity.clone(),
+            auth.username.clone(),
+            auth.key,
+            msg.transaction_id,
+            pending,
+            now,
+            lifetime,
+            TokenBucket::new(self.cfg.bandwidth_bps, now),
+        );
+        self.allocations.insert(from, a);
+        self.by_relay.insert(id, from);
+        *self.per_identity.entry(auth.identity.clone()).or_default() += 1;
+        self.next_sweep.get_or_insert(now + SWEEP_INTERVAL);
+        self.commands.push_back(Command::BindRelay {
+            relay: id,
+            ipv6: self.cfg.relay_ipv6,
+            even_port: msg.get(attr::EVEN_PORT).is_some(),
+        });
+        Ok(Answer::Done)
+    }
+
+    fn send_allocate_success(&mut self, client: ClientAddr) {
+        let Some(a) = self.allocations.get_mut(&client) else {
+            return;
+        };
+        let (Some(relayed), integrity, fingerprint) = (
+            a.relayed,
+            a.pending.as_ref().map(|p| p.integrity),
+            a.pending.as_ref().is_some_and(|p| p.fingerprint),
+        ) else {
+            return;
+        };
+        let lifetime = u32::try_from(a.lifetime.as_secs()).unwrap_or(u32::MAX);
+        let key = a.key;
+        let reply = Reply {
+            to: client,
+            tx: a.allocate_tx,
+            method: method::ALLOCATE,
+            fingerprint,
+            auth: Some((integrity.unwrap_or(Integrity::Sha1), &key)),
+        };
+        self.send_success(&reply, |b| {
+            b.add_xor_address(attr::XOR_RELAYED_ADDRESS, relayed)
+                .add_u32(attr::LIFETIME, lifetime)
+                .add_xor_address(attr::XOR_MAPPED_ADDRESS, client.addr);
+        });
+    }
+
+    fn owned_allocation(
+        &mut self,
+        from: ClientAddr,
+        auth: &Auth,
+    ) -> Result<&mut Allocation, ErrorCode> {
+        let a = self
+            .allocations
+            .get_mut(&from)
+            .filter(|a| a.relayed.is_some())
+            .ok_or(ErrorCode::AllocationMismatch)?;
+        if a.username != auth.username {
+            return Err(ErrorCode::WrongCredentials);
+        }
+        Ok(a)
+    }
+
+    fn refresh(
+        &mut self,
+        now: Instant,
+        from: ClientAddr,
+        msg: &Message<'_>,
+        auth: &Auth,
+        reply: &Reply<'_>,
+    ) -> Result<Answer, ErrorCode> {
+        let lifetime = self.lifetime(msg)?;
+        let a = self.owned_allocation(from, auth)?;
+        if lifetime.is_zero() {
+            self.remove_allocation(from);
+        } else {
+            a.expires = now + lifetime;
+            a.lifetime = lifetime;
+        }
+        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
+        self.send_success(reply, |b| {
+            b.add_u32(attr::LIFETIME, secs);
+        });
+        Ok(Answer::Done)
+    }
+
+    /// Decodes and vets one XOR-PEER-ADDRESS against family and policy.
+    fn vet_peer(&self, msg: &Message<'_>, value: &[u8]) -> Result<SocketAddr, ErrorCode> {
+        let peer = msg.xor_address(value).map_err(|_| ErrorCode::BadRequest)?;
+        if peer.is_ipv6() != self.cfg.relay_ipv6 {
+            return Err(ErrorCode::PeerAddressFamilyMismatch);
+        }
+        if let Err(why) = self.cfg.peer_policy.check(peer.ip()) {
+            debug!(?why, "peer refused by policy");
+            return Err(ErrorCode::Forbidden);
+        }
+        Ok(peer)
+    }
+
+    fn create_permission(
+        &mut self,
+        now: Instant,
+        from: ClientAddr,
+        msg: &Message<'_>,
+        auth: &Auth,
+    ) -> Result<Answer, ErrorCode> {
+        self.owned_allocation(from, auth)?;
+        let peers = msg
+            .get_all(attr::XOR_PEER_ADDRESS)
+            .map(|v| self.vet_peer(msg, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        if peers.is_empty() {
+            return Err(ErrorCode::BadRequest);
+        }
+        let a = self.owned_allocation(from, auth)?;
+        for p in peers {
+            a.install_permission(p.ip(), now);
+        }
+        Ok(Answer::Success)
+    }
+
+    fn channel_bind(
+        &mut self,
+        now: Instant,
+        from: ClientAddr,
+        msg: &Message<'_>,
+        auth: &Auth,
+    ) -> Result<Answer, ErrorCode> {
+        self.owned_allocation(from, auth)?;
+        let channel = match msg.get(attr::CHANNEL_NUMBER) {
+            Some([a, b, _, _]) => u16::from_be_bytes([*a, *b]),
+            _ => return Err(ErrorCode::BadRequest),
+        };
+        if !CHANNEL_RANGE.contains(&channel) {
+            return Err(ErrorCode::BadRequest);
+        }
+        let value = msg
+            .get(attr::XOR_PEER_ADDRESS)
+            .ok_or(ErrorCode::BadRequest)?;
+        let peer = self.vet_peer(msg, value)?;
+        let a = self.owned_allocation(from, auth)?;
+        a.bind_channel(channel, peer, now)
+            .map_err(|_| ErrorCode::BadRequest)?;
+        Ok(Answer::Success)
+    }
+
+    fn handle_send(&mut self, now: Instant, from: ClientAddr, msg: &Message<'_>) {
+        let Some(a) = self.allocations.get_mut(&from) else {
+            return;
+        };
+        let (Some(peer), Some(data)) = (msg.get(attr::XOR_PEER_ADDRESS), msg.get(attr::DATA))
+        else {
+            return;
+        };
+        let Ok(peer) = msg.xor_address(peer) else {
+            return;
+        };
+        if a.relayed.is_none()
+            || peer.is_ipv6() != self.cfg.relay_ipv6
+            || !a.has_permission(peer.ip(), now)
+        {
+            trace!("dropping Send indication without permission");
+            return;
+        }
+        if !a.bucket.take(data.len(), now) {
+            return;
+        }
+        self.commands.push_back(Command::SendToPeer {
+            relay: a.id,
+            to: peer,
+            data: data.to_vec(),
+        });
+    }
+
+    fn handle_channel_data(&mut self, now: Instant, from: ClientAddr, bytes: &[u8]) {
+        let Some(cd) = ChannelData::decode(bytes) else {
+            return;
+        };
+        let Some(a) = self.allocations.get_mut(&from) else {
+            return;
+        };
+        let Some(peer) = a.channel_peer(cd.channel, now) else {
+            trace!("dropping ChannelData on unbound channel");
+            return;
+        };
+        if !a.has_permission(peer.ip(), now) || !a.bucket.take(cd.data.len(), now) {
+            return;
+        }
+        self.commands.push_back(Command::SendToPeer {
+            relay: a.id,
+            to: peer,
+            data: cd.data.to_vec(),
+        });
+    }
+
+    fn send_success(&mut self, r: &Reply<'_>, f: impl FnOnce(&mut MessageBuilder)) {
+        let mut b = MessageBuilder::new(Class::Success, r.method, r.tx);
+        f(&mut b);
+        let data = b.finish(r.auth, r.fingerprint);
+        self.commands
+            .push_back(Command::SendToClient { to: r.to, data });
+    }
+
+    fn send_error(&mut self, r: &Reply<'_>, code: ErrorCode, f: impl FnOnce(&mut MessageBuilder)) {
+        let mut b = MessageBuilder::new(Class::Error, r.method, r.tx);
+        b.add_error(code);
+        f(&mut b);
+        let data = b.finish(r.auth, r.fingerprint);
+        self.commands
+            .push_back(Command::SendToClient { to: r.to, data });
+    }
+}
+
+enum Answer {
+    /// Send a bare signed success response.
+    Success,
+    /// The handler answered (or will answer) itself.
+    Done,
+}
+
+#[cfg(test)]
+#[path = "turn_tests.rs"]
+mod tests;

@@ -1,0 +1,239 @@
+// Page-side helpers driven by run.mjs through page.evaluate(). Uses only the public
+// livekit-client API (UMD global `LivekitClient`) plus the recorders installed by the
+// init script (window.__moim.pcs / window.__moim.wss).
+(() => {
+  const LK = window.LivekitClient;
+  const statusEl = () => document.getElementById('status');
+
+  const app = {
+    room: null,
+    events: [], // {name, t, ...details}
+    data: [], // received data messages
+    ready: !!LK,
+
+    version() {
+      return LK ? LK.version : null;
+    },
+
+    note(name, details = {}) {
+      const e = { name, t: Date.now(), ...details };
+      app.events.push(e);
+      console.log(`[moim-test] event ${name} ${JSON.stringify(details)}`);
+    },
+
+    async join(url, token, roomOptions = {}) {
+      LK.setLogLevel('info');
+      const room = new LK.Room(roomOptions);
+      app.room = room;
+      const E = LK.RoomEvent;
+      room
+        .on(E.Connected, () => app.note('connected'))
+        .on(E.Reconnecting, () => app.note('reconnecting'))
+        .on(E.SignalReconnecting, () => app.note('signalReconnecting'))
+        .on(E.Reconnected, () => app.note('reconnected'))
+        .on(E.Disconnected, (reason) => app.note('disconnected', { reason }))
+        .on(E.ConnectionStateChanged, (state) => app.note('connectionState', { state }))
+        .on(E.ParticipantConnected, (p) => app.note('participantConnected', { identity: p.identity }))
+        .on(E.ParticipantDisconnected, (p) =>
+          app.note('participantDisconnected', { identity: p.identity }),
+        )
+        .on(E.TrackSubscribed, (track, pub, p) => {
+          app.note('trackSubscribed', { identity: p.identity, kind: track.kind, sid: pub.trackSid });
+          if (track.kind === 'video') {
+            // Attach video so nothing can argue the decoder has no sink.
+            const el = track.attach();
+            el.muted = true;
+            el.autoplay = true;
+            el.playsInline = true;
+            el.dataset.identity = p.identity;
+            document.getElementById('media').appendChild(el);
+          }
+        })
+        .on(E.TrackSubscriptionFailed, (sid, p, reason) =>
+          app.note('trackSubscriptionFailed', { sid, identity: p?.identity, reason: String(reason) }),
+        )
+        .on(E.TrackUnsubscribed, (track, pub, p) =>
+          app.note('trackUnsubscribed', { identity: p.identity, kind: track.kind }),
+        )
+        .on(E.LocalTrackPublished, (pub) => app.note('localTrackPublished', { kind: pub.kind }))
+        .on(E.MediaDevicesError, (e) => app.note('mediaDevicesError', { message: e.message }))
+        .on(E.DataReceived, (payload, participant, kind, topic) => {
+          const text = new TextDecoder().decode(payload);
+          app.data.push({ text, from: participant ? participant.identity : null, kind, topic, t: Date.now() });
+          app.note('dataReceived', { from: participant?.identity, bytes: payload.byteLength, topic });
+        });
+      statusEl().textContent = 'connecting';
+      await room.connect(url, token);
+      statusEl().textContent = 'connected';
+      await room.localParticipant.enableCameraAndMicrophone();
+      statusEl().textContent = 'publishing';
+      return {
+        identity: room.localParticipant.identity,
+        sid: room.localParticipant.sid,
+        roomName: room.name,
+        serverInfo: room.serverInfo ? { ...room.serverInfo } : null,
+      };
+    },
+
+    summary() {
+      const room = app.room;
+      if (!room) return null;
+      const remotes = [];
+      for (const p of room.remoteParticipants.values()) {
+        remotes.push({
+          identity: p.identity,
+          tracks: [...p.trackPublications.values()].map((pub) => ({
+            kind: pub.kind,
+            source: pub.source,
+            subscribed: pub.isSubscribed,
+            hasTrack: !!pub.track,
+          })),
+        });
+      }
+      return {
+        state: room.state,
+        local: room.localParticipant.identity,
+        localTracks: [...room.localParticipant.trackPublications.values()].map((p) => p.kind),
+        remotes,
+      };
+    },
+
+    subscribedKinds(identity) {
+      const p = app.room && app.room.remoteParticipants.get(identity);
+      if (!p) return [];
+      return [...p.trackPublications.values()]
+        .filter((pub) => pub.isSubscribed && pub.track)
+        .map((pub) => pub.kind)
+        .sort();
+    },
+
+    /** Sums inbound-rtp counters over every live RTCPeerConnection on the page. */
+    async stats() {
+      const out = { pcs: 0, video: { framesDecoded: 0, packetsReceived: 0, bytesReceived: 0 }, audio: { packetsReceived: 0, bytesReceived: 0 }, inbound: [], outbound: [], candidatePairs: [] };
+      for (const pc of window.__moim.pcs) {
+        if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
+        out.pcs += 1;
+        let report;
+        try {
+          report = await pc.getStats();
+        } catch (e) {
+          continue;
+        }
+        report.forEach((s) => {
+          const kind = s.kind || s.mediaType;
+          if (s.type === 'inbound-rtp') {
+            out.inbound.push({ kind, ssrc: s.ssrc, mid: s.mid, codecId: s.codecId, packetsReceived: s.packetsReceived, packetsLost: s.packetsLost, framesDecoded: s.framesDecoded, framesReceived: s.framesReceived, keyFramesDecoded: s.keyFramesDecoded, pliCount: s.pliCount, nackCount: s.nackCount });
+            if (kind === 'video') {
+              out.video.framesDecoded += s.framesDecoded || 0;
+              out.video.packetsReceived += s.packetsReceived || 0;
+              out.video.bytesReceived += s.bytesReceived || 0;
+            } else if (kind === 'audio') {
+              out.audio.packetsReceived += s.packetsReceived || 0;
+              out.audio.bytesReceived += s.bytesReceived || 0;
+            }
+          } else if (s.type === 'outbound-rtp') {
+            out.outbound.push({ kind, rid: s.rid, ssrc: s.ssrc, packetsSent: s.packetsSent, framesEncoded: s.framesEncoded, qualityLimitationReason: s.qualityLimitationReason });
+          } else if (s.type === 'candidate-pair' && s.nominated) {
+            out.candidatePairs.push({ state: s.state, bytesSent: s.bytesSent, bytesReceived: s.bytesReceived });
+          }
+        });
+      }
+      return out;
+    },
+
+    peerConnections() {
+      return window.__moim.pcs.map((pc) => ({
+        connectionState: pc.connectionState,
+        iceConnectionState: pc.iceConnectionState,
+        signalingState: pc.signalingState,
+        transceivers: pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}:${t.receiver.track?.kind}`),
+      }));
+    },
+
+    webSockets() {
+      return window.__moim.wss.map((e) => ({
+        path: e.path,
+        created: e.created,
+        opened: e.opened,
+        closed: e.closed,
+        closeCode: e.closeCode,
+        closeReason: e.closeReason,
+        readyState: e.ws.readyState,
+        killedByTest: e.killedByTest,
+        hasJoinRequest: new URL(e.url).searchParams.has('join_request'),
+        reconnectParam: new URL(e.url).searchParams.get('reconnect'),
+      }));
+    },
+
+    /** Closes the live signalling WebSocket underneath livekit-client (it did not ask for it). */
+    killSignal() {
+      const live = window.__moim.wss.filter((e) => e.ws.readyState === WebSocket.OPEN && /\/rtc(\/v1)?$/.test(e.path));
+      if (live.length === 0) throw new Error('no open signalling WebSocket to kill');
+      const e = live[live.length - 1];
+      e.killedByTest = true;
+      // Browsers only allow 1000 or 3000-4999 from script; 4000 is an application code
+      // livekit-client does not treat specially, so it takes its "signal lost" path.
+      e.ws.close(4000, 'moim-test: simulated signal loss');
+      return { path: e.path, at: Date.now() };
+    },
+
+    async publishText(text, topic) {
+      const bytes = new TextEncoder().encode(text);
+      await app.room.localParticipant.publishData(bytes, { reliable: true, topic });
+      return bytes.byteLength;
+    },
+
+    async leave() {
+      const t = Date.now();
+      await app.room.disconnect();
+      return t;
+    },
+
+    /**
+     * Environment probe: a loopback RTCPeerConnection pair inside the page carrying the fake
+     * camera and microphone, read back through app.stats() — proves the counters this suite
+     * relies on move in this Chromium without any server.
+     */
+    async probeLoopback(ms = 2500) {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      const a = new RTCPeerConnection();
+      const b = new RTCPeerConnection();
+      a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+      b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+      stream.getTracks().forEach((t) => a.addTrack(t, stream));
+      const offer = await a.createOffer();
+      await a.setLocalDescription(offer);
+      await b.setRemoteDescription(offer);
+      const answer = await b.createAnswer();
+      await b.setLocalDescription(answer);
+      await a.setRemoteDescription(answer);
+      const s1 = await app.stats();
+      await new Promise((r) => setTimeout(r, ms));
+      const s2 = await app.stats();
+      a.close();
+      b.close();
+      stream.getTracks().forEach((t) => t.stop());
+      return { before: s1, after: s2 };
+    },
+
+    /** Environment probe: fake devices through plain getUserMedia. */
+    async probeGetUserMedia() {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      const v = stream.getVideoTracks();
+      const a = stream.getAudioTracks();
+      const res = {
+        video: v.map((t) => ({ label: t.label, readyState: t.readyState, settings: t.getSettings() })),
+        audio: a.map((t) => ({ label: t.label, readyState: t.readyState })),
+        secureContext: window.isSecureContext,
+      };
+      stream.getTracks().forEach((t) => t.stop());
+      return res;
+    },
+  };
+
+  window.app = app;
+  if (statusEl()) statusEl().textContent = LK ? 'ready' : 'livekit-client missing';
+  document.addEventListener('DOMContentLoaded', () => {
+    statusEl().textContent = LK ? 'ready' : 'livekit-client missing';
+  });
+})();

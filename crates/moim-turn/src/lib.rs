@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod proto;
-//pub mod server;
+pub mod server;
 
 pub use proto::rest_credentials;
-//pub use server::{spawn, TurnConfig, TurnError, TurnHandle};
+pub use server::{spawn, TurnConfig, TurnError, TurnHandle};

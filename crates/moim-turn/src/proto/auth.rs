@@ -39,7 +39,7 @@ pub(crate) fn rest_password(secret: &[u8], username: &str) -> String {
 }
 
 /// The long-term key `MD5(username ":" realm ":" password)`.
-pub(crate) fn long_term_key(username: &str, realm: &str, password: &str) -> [u8; 16] {
+pub fn long_term_key(username: &str, realm: &str, password: &str) -> [u8; 16] {
     let mut h = Md5::new();
     h.update(username.as_bytes());
     h.update(b":");

@@ -472,8 +472,11 @@ pub struct ChannelData<'a> {
     pub data: &'a [u8],
 }
 
-/// Valid channel numbers (RFC 8656 §12).
-pub const CHANNEL_RANGE: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
+/// Accepted channel numbers. RFC 8656 §12 narrowed the range to
+/// 0x4000–0x4FFF, but RFC 5766 clients (coturn's own tools among them) pick
+/// numbers up to 0x7FFF; like coturn we accept the old range, which is still
+/// unambiguous against STUN (first bits 01).
+pub const CHANNEL_RANGE: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFF;
 
 impl<'a> ChannelData<'a> {
     /// Decodes ChannelData; trailing padding (or garbage over UDP) is ignored.

@@ -10,7 +10,7 @@ mod peer_filter;
 mod turn;
 
 pub use allocation::{ClientAddr, RelayId, TokenBucket, Transport};
-pub use auth::rest_credentials;
+pub use auth::{long_term_key, rest_credentials};
 pub use error::ErrorCode;
 pub use peer_filter::{canonical, DangerousPeerPolicy, PeerPolicy, Refusal};
 pub use turn::{Command, Config, TurnServer};

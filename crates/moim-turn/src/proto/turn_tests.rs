@@ -335,7 +335,7 @@ fn channel_bind_rules_and_channel_data() {
         error_code(&resp)
     };
     assert_eq!(bind(&mut h, &mut c, 0x3FFF, peer), Some(400), "below range");
-    assert_eq!(bind(&mut h, &mut c, 0x5000, peer), Some(400), "above range");
+    assert_eq!(bind(&mut h, &mut c, 0x8000, peer), Some(400), "above range");
     assert_eq!(bind(&mut h, &mut c, 0x4000, peer), None);
     assert_eq!(bind(&mut h, &mut c, 0x4000, peer), None, "refresh is fine");
     assert_eq!(

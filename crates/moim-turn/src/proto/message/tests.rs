@@ -125,7 +125,7 @@ fn channel_data_and_framing() {
         let cd = ChannelData::decode(buf).expect("decodes");
         assert_eq!((cd.channel, cd.data), (0x4001, &b"hello"[..]));
     }
-    assert_eq!(ChannelData::decode(&[0x50, 0, 0, 0]), None);
+    assert_eq!(ChannelData::decode(&[0x80, 0, 0, 0]), None);
     assert_eq!(ChannelData::decode(&[0x40, 0, 0, 9, 1]), None);
     assert_eq!(frame_len(&padded[..3]), Ok(None));
     assert_eq!(frame_len(&unpadded), Ok(Some(12)));

@@ -407,7 +407,11 @@ mod tests {
     #[test]
     fn vp8_stream_has_realistic_rate_and_periodic_keyframes() {
         let frames = gen_video(VideoCodec::Vp8, 4);
-        assert!((119..=121).contains(&frames.len()), "{} frames", frames.len());
+        assert!(
+            (119..=121).contains(&frames.len()),
+            "{} frames",
+            frames.len()
+        );
         let bytes: usize = frames.iter().flatten().map(|p| p.payload.len()).sum();
         let mbps = bytes as f64 * 8.0 / 4.0 / 1e6;
         assert!((1.4..=1.8).contains(&mbps), "{mbps} Mb/s");
@@ -444,7 +448,10 @@ mod tests {
         assert!(!str0m::format::detect_h264_keyframe(&inter.payload));
         assert_eq!(inter.payload[0] & 0x1f, 28, "FU-A");
         assert_eq!(inter.payload[1] & 0x80, 0x80, "FU start");
-        assert!(frames.iter().flatten().all(|p| probe::read_block(&p.payload).is_some()));
+        assert!(frames
+            .iter()
+            .flatten()
+            .all(|p| probe::read_block(&p.payload).is_some()));
     }
 
     #[test]

@@ -45,7 +45,11 @@ mod tests {
             let mut p = vec![0xAB; header_len];
             write_block(&mut p, 1_700_000_000_123_456);
             p.extend_from_slice(&[0u8; 900]);
-            assert_eq!(read_block(&p), Some(1_700_000_000_123_456), "header {header_len}");
+            assert_eq!(
+                read_block(&p),
+                Some(1_700_000_000_123_456),
+                "header {header_len}"
+            );
         }
     }
 

@@ -53,7 +53,9 @@ pub fn decode_response(msg: &Message) -> Result<Option<(FrameCodec, SignalRespon
     match msg {
         Message::Binary(b) => SignalResponse::decode(b.as_ref())
             .map(|r| Some((FrameCodec::Protobuf, r)))
-            .map_err(|e| Error::Decode(format!("protobuf SignalResponse ({} bytes): {e}", b.len()))),
+            .map_err(|e| {
+                Error::Decode(format!("protobuf SignalResponse ({} bytes): {e}", b.len()))
+            }),
         Message::Text(t) => serde_json::from_str::<SignalResponse>(t.as_str())
             .map(|r| Some((FrameCodec::Json, r)))
             .map_err(|e| Error::Decode(format!("JSON SignalResponse: {e}"))),
@@ -95,9 +97,14 @@ pub fn rtc_url(server: &str, p: &RtcParams<'_>) -> Result<url::Url> {
     let scheme = match url.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
-        other => return Err(invalid(&format!("scheme {other:?} is not ws, wss, http or https"))),
+        other => {
+            return Err(invalid(&format!(
+                "scheme {other:?} is not ws, wss, http or https"
+            )))
+        }
     };
-    url.set_scheme(scheme).map_err(|()| invalid("cannot set scheme"))?;
+    url.set_scheme(scheme)
+        .map_err(|()| invalid("cannot set scheme"))?;
     let path = url.path().trim_end_matches('/').to_owned();
     if !path.ends_with("/rtc") {
         url.set_path(&format!("{path}/rtc"));
@@ -208,7 +215,10 @@ mod tests {
         let req = decode_request(&Message::Text(text.into())).expect("decode");
         assert_eq!(
             req.and_then(|r| r.message),
-            Some(signal_request::Message::PingReq(Ping { timestamp: 5, rtt: 0 }))
+            Some(signal_request::Message::PingReq(Ping {
+                timestamp: 5,
+                rtt: 0
+            }))
         );
         assert!(decode_response(&Message::Binary(vec![0xff, 0xff, 0xff].into())).is_err());
     }
@@ -222,11 +232,18 @@ mod tests {
             adaptive_stream: false,
             reconnect_sid: None,
         };
-        for base in ["ws://127.0.0.1:7880", "http://127.0.0.1:7880/", "ws://127.0.0.1:7880/rtc"] {
+        for base in [
+            "ws://127.0.0.1:7880",
+            "http://127.0.0.1:7880/",
+            "ws://127.0.0.1:7880/rtc",
+        ] {
             let u = rtc_url(base, &p).expect("url");
             assert_eq!(u.path(), "/rtc");
             assert_eq!(u.scheme(), "ws");
-            assert!(u.query().unwrap_or("").contains("access_token=t.o.k&protocol=16&auto_subscribe=1"));
+            assert!(u
+                .query()
+                .unwrap_or("")
+                .contains("access_token=t.o.k&protocol=16&auto_subscribe=1"));
         }
         let r = rtc_url(
             "wss://x.example/base",

@@ -16,8 +16,8 @@ impl SeqExtender {
             None => u64::from(seq) + (1 << 16), // leave room for early reordering below 0
             Some(last) => {
                 let roc = last >> 16;
-                let cands = [roc.saturating_sub(1), roc, roc + 1]
-                    .map(|r| (r << 16) | u64::from(seq));
+                let cands =
+                    [roc.saturating_sub(1), roc, roc + 1].map(|r| (r << 16) | u64::from(seq));
                 // Closest candidate to `last`.
                 cands
                     .into_iter()

@@ -172,7 +172,10 @@ pub fn verify(token: &str, api_secret: &str) -> Result<Claims> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_nbf = true;
     validation.leeway = 0;
-    validation.required_spec_claims = ["exp", "iss", "sub"].iter().map(|s| s.to_string()).collect();
+    validation.required_spec_claims = ["exp", "iss", "sub"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let data = jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_secret(api_secret.as_bytes()),

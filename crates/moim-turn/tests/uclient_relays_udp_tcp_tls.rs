@@ -59,3 +59,23 @@ async fn uclient_relays_over_tcp_without_loss() {
 async fn uclient_relays_over_tls_without_loss() {
     relay_without_loss(&["-t", "-S"], |h| h.tls_addr).await;
 }
+
+/// uclient computes the REST username and password itself from the shared
+/// secret (`-W`): coturn's formula and moim's agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uclient_rest_secret_mode_matches_our_formula() {
+    let Some(bin) = uclient() else { return };
+    let handle = start(loopback_config(true)).await;
+    let server = handle.udp_addr.expect("udp");
+    let mut args = relay_args(server, "uclient", "unused", &["-W", SECRET]);
+    // Drop "-w unused": with -W uclient derives the password.
+    if let Some(i) = args.iter().position(|a| a == "-w") {
+        args.drain(i..i + 2);
+    }
+    let run = run_uclient(bin, args, LIMIT).await;
+    println!("uclient -W: {:?}", run.line("Total lost packets"));
+    assert!(run.ok, "uclient failed:\n{}", run.output);
+    assert_eq!(run.lost_packets(), Some(0), "{}", run.output);
+    assert_eq!(run.totals(), Some((80, 80)), "{}", run.output);
+    handle.shutdown().await;
+}

@@ -16,6 +16,9 @@ use crate::proto::{ClientAddr, Transport};
 
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection must send its first frame within this, so idle sockets
+/// cannot hold connection slots.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued towards one client before new ones are dropped.
 const WRITE_QUEUE: usize = 256;
 const READ_CHUNK: usize = 16 * 1024;
@@ -87,11 +90,13 @@ where
     let reader = async {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
+        let mut seen_frame = false;
         loop {
             // Hand over every complete frame in the buffer.
             loop {
                 match frame_len(&buf) {
                     Ok(Some(n)) if buf.len() >= n => {
+                        seen_frame = true;
                         let data: Vec<u8> = buf.drain(..n).collect();
                         let ev = Event::Client { from: client, data };
                         if events.send(ev).await.is_err() {
@@ -105,7 +110,18 @@ where
                     }
                 }
             }
-            match rd.read(&mut chunk).await {
+            let read = if seen_frame {
+                rd.read(&mut chunk).await
+            } else {
+                match tokio::time::timeout(FIRST_FRAME_TIMEOUT, rd.read(&mut chunk)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        debug!("TURN stream sent no frame in time: closing");
+                        return;
+                    }
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }

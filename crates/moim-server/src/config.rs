@@ -1,0 +1,53 @@
+//! The server's settings, already validated. Reading files and environment
+//! variables is the binary's job; this crate gets a finished value.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use moim_proto::token::KeyStore;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address for HTTP/WebSocket and the media sockets.
+    pub bind: IpAddr,
+    pub port: u16,
+    pub rtc_udp_port: u16,
+    /// 0 disables ICE-TCP.
+    pub rtc_tcp_port: u16,
+    /// The address clients reach the media ports at. Defaults to `bind`
+    /// (or 127.0.0.1 when bound to the unspecified address).
+    pub node_ip: Option<IpAddr>,
+    pub keys: KeyStore,
+    /// A room with nobody in it closes after this long.
+    pub empty_timeout: Duration,
+    /// A participant whose signal connection dropped may resume this long.
+    pub departure_timeout: Duration,
+    pub media_shards: usize,
+}
+
+impl ServerConfig {
+    /// LiveKit's dev mode: key `devkey`, secret `secret`, loopback.
+    pub fn dev() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 7880,
+            rtc_udp_port: 7882,
+            rtc_tcp_port: 7881,
+            node_ip: None,
+            keys: KeyStore::new([("devkey".to_string(), "secret".to_string())]),
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+            media_shards: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+
+    pub fn announce_ip(&self) -> IpAddr {
+        match self.node_ip {
+            Some(ip) => ip,
+            None if self.bind.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            None => self.bind,
+        }
+    }
+}

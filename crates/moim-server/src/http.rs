@@ -1,0 +1,196 @@
+//! HTTP routes: the signal endpoints, their validate twins, health.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use moim_proto::frame::{self, MAX_FRAME_BYTES};
+use moim_proto::token::{Claims, TokenError};
+use tower_http::cors::{Any, CorsLayer};
+use tracing::info;
+
+use crate::room::JoinParams;
+use crate::{signal, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .max_age(std::time::Duration::from_secs(86400));
+    Router::new()
+        .route("/rtc", get(rtc_v0))
+        .route("/rtc/v1", get(rtc_v1))
+        .route("/rtc/validate", get(validate_v0))
+        .route("/rtc/v1/validate", get(validate_v1))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Why a signal request was refused, as the HTTP response the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalRefusal {
+    #[error("no access_token query parameter; the client must pass its token")]
+    MissingToken,
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("access token does not grant roomJoin; mint it with a video grant {{roomJoin: true, room: \"…\"}}")]
+    NoRoomJoin,
+    #[error("access token names no room; add the room to the token's video grant")]
+    NoRoom,
+    #[error("access token is for room \"{token}\" but the request names room \"{requested}\"")]
+    WrongRoom { token: String, requested: String },
+    #[error("join_request: {0}")]
+    JoinRequest(#[from] frame::JoinRequestError),
+    #[error("join_request is required on /rtc/v1")]
+    MissingJoinRequest,
+    #[error("this endpoint needs a WebSocket upgrade. If a reverse proxy is in front of moim, it must pass the Upgrade and Connection headers (nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\")")]
+    NotUpgrade,
+}
+
+impl IntoResponse for SignalRefusal {
+    fn into_response(self) -> Response {
+        let status = match self {
+            SignalRefusal::JoinRequest(_)
+            | SignalRefusal::MissingJoinRequest
+            | SignalRefusal::NotUpgrade => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+fn authorize(state: &AppState, q: &HashMap<String, String>) -> Result<Claims, SignalRefusal> {
+    let token = q
+        .get("access_token")
+        .filter(|t| !t.is_empty())
+        .ok_or(SignalRefusal::MissingToken)?;
+    let claims = state.config.keys.verify(token)?;
+    if !claims.video.room_join {
+        return Err(SignalRefusal::NoRoomJoin);
+    }
+    if claims.video.room.is_empty() {
+        return Err(SignalRefusal::NoRoom);
+    }
+    if let Some(requested) = q.get("room").filter(|r| !r.is_empty()) {
+        if *requested != claims.video.room {
+            return Err(SignalRefusal::WrongRoom {
+                token: claims.video.room.clone(),
+                requested: requested.clone(),
+            });
+        }
+    }
+    Ok(claims)
+}
+
+fn flag(q: &HashMap<String, String>, key: &str, default: bool) -> bool {
+    match q.get(key).map(String::as_str) {
+        Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        _ => default,
+    }
+}
+
+fn v0_params(q: &HashMap<String, String>) -> JoinParams {
+    JoinParams {
+        single_pc: false,
+        reconnect: flag(q, "reconnect", false),
+        participant_sid: q.get("sid").cloned().unwrap_or_default(),
+        auto_subscribe: flag(q, "auto_subscribe", true),
+        ..Default::default()
+    }
+}
+
+fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
+    let raw = q
+        .get("join_request")
+        .ok_or(SignalRefusal::MissingJoinRequest)?;
+    let join = frame::decode_wrapped_join_request(raw)?;
+    let auto_subscribe = join
+        .connection_settings
+        .as_ref()
+        .is_none_or(|c| c.auto_subscribe);
+    Ok(JoinParams {
+        single_pc: true,
+        reconnect: join.reconnect,
+        participant_sid: join.participant_sid,
+        auto_subscribe,
+        publisher_offer: join.publisher_offer,
+        metadata: (!join.metadata.is_empty()).then_some(join.metadata),
+        attributes: join.participant_attributes,
+    })
+}
+
+type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+async fn rtc_v0(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: Upgrade,
+) -> Response {
+    let claims = match authorize(&state, &q) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let Ok(ws) = ws else {
+        return SignalRefusal::NotUpgrade.into_response();
+    };
+    let params = v0_params(&q);
+    upgrade(ws, state, claims, params)
+}
+
+async fn rtc_v1(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: Upgrade,
+) -> Response {
+    let claims = match authorize(&state, &q) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let params = match v1_params(&q) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    let Ok(ws) = ws else {
+        return SignalRefusal::NotUpgrade.into_response();
+    };
+    upgrade(ws, state, claims, params)
+}
+
+fn upgrade(ws: WebSocketUpgrade, state: AppState, claims: Claims, params: JoinParams) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| signal::run(socket, state, claims, params))
+}
+
+fn refuse(e: SignalRefusal) -> Response {
+    info!("signal connection refused: {e}");
+    e.into_response()
+}
+
+async fn validate_v0(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match authorize(&state, &q) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn validate_v1(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match authorize(&state, &q).and_then(|_| v1_params(&q)) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,164 @@
+//! A participant as the control plane sees it: identity, grants, tracks and
+//! the channel to its signal connection.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use moim_proto::lk;
+use moim_proto::token::VideoGrant;
+use moim_sfu::{PeerKey, TrackKey};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the room actor hands a signal connection to write.
+#[derive(Debug)]
+pub enum Outbound {
+    Signal(lk::signal_response::Message),
+    /// Close the WebSocket after the frames already queued.
+    Close,
+}
+
+pub type ParticipantKey = u64;
+
+pub struct PublishedTrack {
+    pub key: TrackKey,
+    pub info: lk::TrackInfo,
+    /// Set once the client's SDP carried the track.
+    pub bound: bool,
+    pub layers: Vec<lk::VideoLayer>,
+}
+
+pub struct Participant {
+    pub key: ParticipantKey,
+    pub sid: String,
+    pub identity: String,
+    pub name: String,
+    pub metadata: String,
+    pub attributes: std::collections::HashMap<String, String>,
+    pub grant: VideoGrant,
+    pub single_pc: bool,
+    pub auto_subscribe: bool,
+    /// The PeerConnection the client publishes on (the only one in v1).
+    pub publisher: PeerKey,
+    /// The PeerConnection the client receives on.
+    pub receiver: PeerKey,
+    pub tracks: Vec<PublishedTrack>,
+    pub subscriptions: Vec<TrackKey>,
+    pub out: Option<UnboundedSender<Outbound>>,
+    /// Which signal connection is current; a stale one's close is ignored.
+    pub connection: u64,
+    pub disconnected_at: Option<Instant>,
+    pub version: u32,
+    pub joined_at: i64,
+    pub active: bool,
+}
+
+impl Participant {
+    pub fn send(&self, msg: lk::signal_response::Message) {
+        if let Some(out) = &self.out {
+            let _ = out.send(Outbound::Signal(msg));
+        }
+    }
+
+    pub fn close_signal(&mut self) {
+        if let Some(out) = self.out.take() {
+            let _ = out.send(Outbound::Close);
+        }
+    }
+
+    pub fn hidden(&self) -> bool {
+        self.grant.hidden
+    }
+
+    pub fn bump(&mut self) {
+        self.version += 1;
+    }
+
+    pub fn info(&self) -> lk::ParticipantInfo {
+        let state = if self.active {
+            lk::participant_info::State::Active
+        } else {
+            lk::participant_info::State::Joined
+        };
+        lk::ParticipantInfo {
+            sid: self.sid.clone(),
+            identity: self.identity.clone(),
+            name: self.name.clone(),
+            metadata: self.metadata.clone(),
+            attributes: self.attributes.clone(),
+            state: state as i32,
+            tracks: self
+                .tracks
+                .iter()
+                .filter(|t| t.bound)
+                .map(|t| t.info.clone())
+                .collect(),
+            joined_at: self.joined_at,
+            joined_at_ms: self.joined_at * 1000,
+            version: self.version,
+            permission: Some(self.permission()),
+            is_publisher: self.tracks.iter().any(|t| t.bound),
+            kind: lk::participant_info::Kind::Standard as i32,
+            ..Default::default()
+        }
+    }
+
+    pub fn disconnected_info(&self) -> lk::ParticipantInfo {
+        let mut info = self.info();
+        info.state = lk::participant_info::State::Disconnected as i32;
+        info.tracks.clear();
+        info.version = self.version + 1;
+        info
+    }
+
+    pub fn permission(&self) -> lk::ParticipantPermission {
+        let g = &self.grant;
+        lk::ParticipantPermission {
+            can_subscribe: g.can_subscribe(),
+            can_publish: g.can_publish(),
+            can_publish_data: g.can_publish_data(),
+            can_publish_sources: g
+                .can_publish_sources
+                .iter()
+                .filter_map(|s| source_from_name(s))
+                .map(|s| s as i32)
+                .collect(),
+            hidden: g.hidden,
+            can_update_metadata: g.can_update_own_metadata(),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Grant source names as LiveKit tokens spell them.
+pub fn source_from_name(name: &str) -> Option<lk::TrackSource> {
+    Some(match name {
+        "camera" => lk::TrackSource::Camera,
+        "microphone" => lk::TrackSource::Microphone,
+        "screen_share" => lk::TrackSource::ScreenShare,
+        "screen_share_audio" => lk::TrackSource::ScreenShareAudio,
+        _ => return None,
+    })
+}
+
+pub fn source_name(source: lk::TrackSource) -> &'static str {
+    match source {
+        lk::TrackSource::Camera => "camera",
+        lk::TrackSource::Microphone => "microphone",
+        lk::TrackSource::ScreenShare => "screen_share",
+        lk::TrackSource::ScreenShareAudio => "screen_share_audio",
+        _ => "unknown",
+    }
+}

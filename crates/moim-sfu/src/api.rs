@@ -1,0 +1,146 @@
+//! The contract between the control plane and the media plane: commands in,
+//! events out. Both travel over channels; neither side ever waits on the other.
+
+use std::collections::HashMap;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+pub type RoomKey = u64;
+pub type PeerKey = u64;
+pub type TrackKey = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// `/rtc` publisher PeerConnection: the client offers.
+    Publisher,
+    /// `/rtc` subscriber PeerConnection: the server offers.
+    Subscriber,
+    /// `/rtc/v1`: one PeerConnection, the client always offers.
+    Single,
+}
+
+impl PeerRole {
+    /// The PeerConnection that delivers media and data to the participant.
+    pub fn receives(self) -> bool {
+        matches!(self, PeerRole::Subscriber | PeerRole::Single)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    pub room: RoomKey,
+    pub peer: PeerKey,
+    pub role: PeerRole,
+    pub participant_sid: String,
+    pub identity: String,
+    pub can_publish_data: bool,
+    pub events: UnboundedSender<MediaEvent>,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    AddPeer(PeerSpec),
+    RemovePeer {
+        peer: PeerKey,
+    },
+    /// A client offer. Answered with [`PeerEvent::Answer`].
+    Offer {
+        peer: PeerKey,
+        sdp: String,
+        id: u32,
+    },
+    /// The client's answer to a server offer.
+    Answer {
+        peer: PeerKey,
+        sdp: String,
+        id: u32,
+    },
+    Candidate {
+        peer: PeerKey,
+        candidate: String,
+    },
+    /// A track announced by `AddTrackRequest`; bound to an SDP section when
+    /// the client's offer carries a media line with this cid (or, failing
+    /// that, the first unbound line of the same kind).
+    ExpectTrack {
+        peer: PeerKey,
+        track: TrackKey,
+        track_sid: String,
+        cid: String,
+        kind: TrackKind,
+    },
+    RemoveTrack {
+        track: TrackKey,
+    },
+    Subscribe {
+        peer: PeerKey,
+        track: TrackKey,
+    },
+    Unsubscribe {
+        peer: PeerKey,
+        track: TrackKey,
+    },
+    /// Adaptive stream and explicit settings: disabled pauses, max_layer caps.
+    TrackSettings {
+        peer: PeerKey,
+        track: TrackKey,
+        disabled: bool,
+        max_layer: usize,
+    },
+    /// Server-side ICE restart of a subscriber PeerConnection (resume).
+    RestartIce {
+        peer: PeerKey,
+    },
+    /// Data from the server API, delivered to the room's participants.
+    SendData {
+        room: RoomKey,
+        packet: Vec<u8>,
+        reliable: bool,
+        destination_identities: Vec<String>,
+    },
+    UpdateDataPermission {
+        peer: PeerKey,
+        can_publish_data: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct MediaEvent {
+    pub peer: PeerKey,
+    pub event: PeerEvent,
+}
+
+#[derive(Debug)]
+pub enum PeerEvent {
+    Answer {
+        sdp: String,
+        id: u32,
+        mid_to_track_id: HashMap<String, String>,
+    },
+    Offer {
+        sdp: String,
+        id: u32,
+        mid_to_track_id: HashMap<String, String>,
+    },
+    /// Single-PC mode: ask the client to add receive sections and re-offer.
+    NeedMediaSections {
+        audio: u32,
+        video: u32,
+    },
+    /// A client SDP could not be applied. The text says why.
+    NegotiationFailed(String),
+    TrackBound {
+        track: TrackKey,
+        mid: String,
+    },
+    Connected,
+    Disconnected,
+    /// Keyframes were requested from this publisher's track (for logs/metrics).
+    Closed,
+}

@@ -1,0 +1,105 @@
+//! Data packets: from one participant's `_reliable`/`_lossy` channel to the
+//! others', stamped with the sender and filtered by destination.
+
+use moim_proto::lk;
+use prost::Message;
+use str0m::channel::ChannelData;
+use tracing::debug;
+
+use crate::api::{PeerKey, RoomKey};
+use crate::shard::Shard;
+
+/// LiveKit refuses data messages above this size; so does moim.
+pub const MAX_DATA_PACKET: usize = 64 * 1024;
+
+impl Shard {
+    pub(crate) fn on_data(&mut self, from: PeerKey, data: ChannelData) {
+        let Some(sender) = self.peers.get(&from) else {
+            return;
+        };
+        if !sender.spec.can_publish_data {
+            debug!(
+                peer = from,
+                "data dropped: participant lacks canPublishData"
+            );
+            return;
+        }
+        if data.data.len() > MAX_DATA_PACKET {
+            debug!(
+                peer = from,
+                len = data.data.len(),
+                "oversized data packet dropped"
+            );
+            return;
+        }
+        let reliable = sender
+            .channel_labels
+            .get(&data.id)
+            .is_none_or(|l| l != "_lossy");
+        let Ok(mut packet) = lk::DataPacket::decode(data.data.as_slice()) else {
+            debug!(peer = from, "malformed DataPacket dropped");
+            return;
+        };
+        packet.participant_identity = sender.spec.identity.clone();
+        packet.participant_sid = sender.spec.participant_sid.clone();
+        if let Some(lk::data_packet::Value::User(user)) = packet.value.as_mut() {
+            #[allow(deprecated)]
+            {
+                user.participant_identity = sender.spec.identity.clone();
+                user.participant_sid = sender.spec.participant_sid.clone();
+                if packet.destination_identities.is_empty() {
+                    packet.destination_identities = user.destination_identities.clone();
+                }
+            }
+        }
+        let room = sender.spec.room;
+        let destinations = packet.destination_identities.clone();
+        let bytes = packet.encode_to_vec();
+        self.deliver_data(room, Some(from), &bytes, reliable, &destinations);
+    }
+
+    /// Writes an encoded DataPacket to every receiving peer of the room,
+    /// except the sender's own participant.
+    pub(crate) fn deliver_data(
+        &mut self,
+        room: RoomKey,
+        from: Option<PeerKey>,
+        bytes: &[u8],
+        reliable: bool,
+        destinations: &[String],
+    ) {
+        let sender_sid = from
+            .and_then(|k| self.peers.get(&k))
+            .map(|p| p.spec.participant_sid.clone());
+        let Some(members) = self.rooms.get(&room) else {
+            return;
+        };
+        let members = members.clone();
+        for key in members {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if !peer.spec.role.receives() || Some(&peer.spec.participant_sid) == sender_sid.as_ref()
+            {
+                continue;
+            }
+            if !destinations.is_empty() && !destinations.iter().any(|d| *d == peer.spec.identity) {
+                continue;
+            }
+            let channel = if reliable {
+                peer.reliable
+            } else {
+                peer.lossy.or(peer.reliable)
+            };
+            let Some(id) = channel else {
+                continue;
+            };
+            if let Some(mut ch) = peer.rtc.channel(id) {
+                if let Err(e) = ch.write(true, bytes) {
+                    debug!(peer = key, "data write failed: {e}");
+                }
+            }
+            self.dirty.push(key);
+        }
+    }
+}

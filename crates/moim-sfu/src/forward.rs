@@ -1,0 +1,311 @@
+//! Per-subscription RTP rewriting: which simulcast layer a subscriber gets,
+//! and the sequence numbers and timestamps that make the switch invisible.
+//!
+//! Pure state machine: packets and `now` in, a verdict out. No str0m types,
+//! so it is unit-tested with plain numbers.
+
+use std::time::{Duration, Instant};
+
+/// Simulcast layers, low to high (`q`, `h`, `f`). Non-simulcast tracks use 0.
+pub const MAX_LAYERS: usize = 3;
+
+/// A layer that sent nothing for this long is considered gone.
+pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// What a publisher's layers look like right now, kept once per track.
+#[derive(Debug, Default, Clone)]
+pub struct LayerBook {
+    last_seen: [Option<Instant>; MAX_LAYERS],
+}
+
+impl LayerBook {
+    pub fn saw(&mut self, layer: usize, now: Instant) {
+        if let Some(slot) = self.last_seen.get_mut(layer) {
+            *slot = Some(now);
+        }
+    }
+
+    pub fn is_live(&self, layer: usize, now: Instant) -> bool {
+        self.last_seen
+            .get(layer)
+            .copied()
+            .flatten()
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT)
+    }
+
+    /// The highest live layer not above `cap`.
+    pub fn best(&self, cap: usize, now: Instant) -> Option<usize> {
+        (0..=cap.min(MAX_LAYERS - 1))
+            .rev()
+            .find(|&l| self.is_live(l, now))
+    }
+}
+
+/// The packet fields the forwarder needs.
+#[derive(Debug, Clone, Copy)]
+pub struct InPacket {
+    pub layer: usize,
+    /// Extended (rollover-free) sequence number of the publisher's stream.
+    pub seq: u64,
+    pub timestamp: u32,
+    pub keyframe_start: bool,
+    /// Audio and AV1/SVC video do not wait for keyframes.
+    pub needs_keyframe: bool,
+    /// RTP clock rate, to turn wall time into timestamp ticks on a switch.
+    pub clock_rate: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Forward { seq: u64, timestamp: u32 },
+    Drop,
+}
+
+/// Rewrites one publisher track for one subscriber.
+#[derive(Debug)]
+pub struct Forwarder {
+    current: Option<usize>,
+    /// Offsets that map the current layer onto the outgoing stream.
+    seq_offset: i64,
+    ts_offset: u32,
+    last_out: Option<(u64, u32, Instant)>,
+    /// Highest layer this subscriber wants (adaptive stream may lower it).
+    max_layer: usize,
+    paused: bool,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Forwarder {
+    pub fn new() -> Self {
+        Self {
+            current: None,
+            seq_offset: 0,
+            ts_offset: 0,
+            last_out: None,
+            max_layer: MAX_LAYERS - 1,
+            paused: false,
+        }
+    }
+
+    pub fn set_max_layer(&mut self, layer: usize) {
+        self.max_layer = layer.min(MAX_LAYERS - 1);
+    }
+
+    /// A paused subscription forwards nothing (track disabled, or muted).
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if paused {
+            // Resuming needs a keyframe, exactly like a fresh subscriber.
+            self.current = None;
+        }
+    }
+
+    pub fn current_layer(&self) -> Option<usize> {
+        self.current
+    }
+
+    /// The layer this subscriber should be on, given what the publisher sends.
+    pub fn target_layer(&self, book: &LayerBook, now: Instant) -> Option<usize> {
+        book.best(self.max_layer, now)
+    }
+
+    /// Whether a keyframe on `layer` would help this subscriber now.
+    pub fn wants_keyframe(&self, book: &LayerBook, now: Instant) -> Option<usize> {
+        if self.paused {
+            return None;
+        }
+        let target = self.target_layer(book, now)?;
+        (self.current != Some(target)).then_some(target)
+    }
+
+    pub fn on_packet(&mut self, p: InPacket, book: &LayerBook, now: Instant) -> Verdict {
+        if self.paused {
+            return Verdict::Drop;
+        }
+        let target = self.target_layer(book, now).unwrap_or(p.layer);
+        if self.current != Some(p.layer) {
+            // Switch only onto the target layer, and (for video) only at a
+            // keyframe, so the decoder never sees a frame it cannot decode.
+            let current_dead = self.current.is_none_or(|c| !book.is_live(c, now));
+            let switch_wanted = p.layer == target || current_dead;
+            if !switch_wanted || (p.needs_keyframe && !p.keyframe_start) {
+                return Verdict::Drop;
+            }
+            self.switch_to(p, now);
+        }
+        let seq = p.seq as i64 + self.seq_offset;
+        if seq < 0 {
+            return Verdict::Drop; // older than where this subscriber started
+        }
+        let seq = seq as u64;
+        let timestamp = p.timestamp.wrapping_add(self.ts_offset);
+        let newer = self.last_out.is_none_or(|(s, _, _)| seq > s);
+        if newer {
+            self.last_out = Some((seq, timestamp, now));
+        }
+        Verdict::Forward { seq, timestamp }
+    }
+
+    fn switch_to(&mut self, p: InPacket, now: Instant) {
+        match self.last_out {
+            None => {
+                // Start low so the SRTP rollover counter begins at 0 on the
+                // subscriber's side.
+                self.seq_offset = 1 - p.seq as i64;
+                self.ts_offset = 0;
+            }
+            Some((last_seq, last_ts, at)) => {
+                self.seq_offset = (last_seq + 1) as i64 - p.seq as i64;
+                let elapsed = now.saturating_duration_since(at);
+                let ticks =
+                    (elapsed.as_micros() as u64 * p.clock_rate as u64 / 1_000_000).max(1) as u32;
+                let out_ts = last_ts.wrapping_add(ticks);
+                self.ts_offset = out_ts.wrapping_sub(p.timestamp);
+            }
+        }
+        self.current = Some(p.layer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(layer: usize, seq: u64, ts: u32, key: bool) -> InPacket {
+        InPacket {
+            layer,
+            seq,
+            timestamp: ts,
+            keyframe_start: key,
+            needs_keyframe: true,
+            clock_rate: 90_000,
+        }
+    }
+
+    #[test]
+    fn a_new_subscriber_waits_for_a_keyframe_then_gets_contiguous_sequence_numbers() {
+        let now = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, now);
+        let mut f = Forwarder::new();
+        assert_eq!(
+            f.on_packet(video(0, 5000, 100, false), &book, now),
+            Verdict::Drop
+        );
+        assert_eq!(
+            f.on_packet(video(0, 5001, 3100, true), &book, now),
+            Verdict::Forward {
+                seq: 1,
+                timestamp: 3100
+            }
+        );
+        assert_eq!(
+            f.on_packet(video(0, 5002, 3100, false), &book, now),
+            Verdict::Forward {
+                seq: 2,
+                timestamp: 3100
+            }
+        );
+    }
+
+    #[test]
+    fn the_best_live_layer_wins_and_the_switch_happens_on_its_keyframe() {
+        let t0 = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, t0);
+        let mut f = Forwarder::new();
+        assert!(matches!(
+            f.on_packet(video(0, 10, 0, true), &book, t0),
+            Verdict::Forward { .. }
+        ));
+        // The high layer appears: low keeps flowing until high has a keyframe.
+        book.saw(2, t0);
+        assert_eq!(f.wants_keyframe(&book, t0), Some(2));
+        assert!(matches!(
+            f.on_packet(video(0, 11, 0, false), &book, t0),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            f.on_packet(video(2, 900, 50_000, false), &book, t0),
+            Verdict::Drop
+        );
+        let t1 = t0 + Duration::from_millis(33);
+        let v = f.on_packet(video(2, 901, 50_000, true), &book, t1);
+        // Sequence continues after 2 forwarded packets, time advances ~33 ms.
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                seq: 3,
+                timestamp: 2970
+            }
+        );
+        assert_eq!(f.current_layer(), Some(2));
+        // Low-layer packets are now dropped.
+        assert_eq!(
+            f.on_packet(video(0, 12, 3000, false), &book, t1),
+            Verdict::Drop
+        );
+    }
+
+    #[test]
+    fn when_the_current_layer_dies_a_lower_one_takes_over() {
+        let t0 = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(1, t0);
+        let mut f = Forwarder::new();
+        assert!(matches!(
+            f.on_packet(video(1, 1, 0, true), &book, t0),
+            Verdict::Forward { .. }
+        ));
+        let later = t0 + LAYER_TIMEOUT + Duration::from_millis(1);
+        book.saw(0, later);
+        assert_eq!(f.target_layer(&book, later), Some(0));
+        assert!(matches!(
+            f.on_packet(video(0, 77, 9, true), &book, later),
+            Verdict::Forward { seq: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn audio_passes_without_keyframes_and_pausing_stops_it() {
+        let now = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, now);
+        let mut f = Forwarder::new();
+        let audio = InPacket {
+            layer: 0,
+            seq: 300,
+            timestamp: 960,
+            keyframe_start: false,
+            needs_keyframe: false,
+            clock_rate: 48_000,
+        };
+        assert!(matches!(
+            f.on_packet(audio, &book, now),
+            Verdict::Forward { seq: 1, .. }
+        ));
+        f.set_paused(true);
+        assert_eq!(f.on_packet(audio, &book, now), Verdict::Drop);
+    }
+
+    #[test]
+    fn a_max_layer_cap_keeps_the_subscriber_low() {
+        let now = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, now);
+        book.saw(2, now);
+        let mut f = Forwarder::new();
+        f.set_max_layer(0);
+        assert_eq!(f.target_layer(&book, now), Some(0));
+        assert_eq!(f.on_packet(video(2, 5, 0, true), &book, now), Verdict::Drop);
+        assert!(matches!(
+            f.on_packet(video(0, 5, 0, true), &book, now),
+            Verdict::Forward { .. }
+        ));
+    }
+}

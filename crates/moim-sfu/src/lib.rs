@@ -1,0 +1,20 @@
+//! moim's media plane.
+//!
+//! The control plane talks to it only through [`MediaPlane::send`] and the
+//! per-room event channel in [`PeerSpec`]. Inside, each room lives on one
+//! shard thread that owns its str0m peers and tracks (see `shard`), so the
+//! packet path needs no locks.
+
+pub mod api;
+pub mod codec;
+mod data;
+pub mod forward;
+mod peer;
+mod plane;
+pub mod sdp_munge;
+mod shard;
+pub mod stun;
+mod track;
+
+pub use api::*;
+pub use plane::{MediaConfig, MediaError, MediaPlane};

@@ -1,0 +1,382 @@
+//! One PeerConnection: a str0m `Rtc` plus what moim knows about its SDP
+//! sections (which carry published tracks, which carry subscriptions).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::Protocol;
+use str0m::rtp::Ssrc;
+use str0m::Rtc;
+
+use crate::api::{MediaEvent, PeerEvent, PeerRole, PeerSpec, TrackKey, TrackKind};
+use crate::sdp_munge::{self, BoundSection};
+
+/// A track announced by `AddTrackRequest`, waiting for its SDP section.
+#[derive(Debug)]
+pub(crate) struct ExpectedTrack {
+    pub track: TrackKey,
+    pub cid: String,
+    pub kind: TrackKind,
+}
+
+/// What the receiving side needs to write a subscription's msid.
+pub(crate) struct SectionLabel {
+    pub participant_sid: String,
+    pub track_sid: String,
+}
+
+pub(crate) struct Peer {
+    pub spec: PeerSpec,
+    pub rtc: Rtc,
+    pub local_ufrag: String,
+    pub addrs: Vec<(Protocol, SocketAddr)>,
+    pub next_timeout: Option<Instant>,
+    pub connected: bool,
+
+    mids: Vec<Mid>,
+    pub expected: Vec<ExpectedTrack>,
+    /// Sections on which the client publishes, by mid.
+    pub published: HashMap<Mid, TrackKey>,
+    /// Incoming SSRC → (track, simulcast layer); filled on first sight.
+    pub ssrc_routes: HashMap<Ssrc, (TrackKey, usize)>,
+
+    /// Sections on which moim forwards a track to this client.
+    pub sending: HashMap<Mid, TrackKey>,
+    pub labels: HashMap<Mid, SectionLabel>,
+    /// Subscriptions with no section yet.
+    pub waiting: Vec<(TrackKey, TrackKind, SectionLabel)>,
+    /// Sections to stop at the next server offer (dual-PC only).
+    pub to_stop: Vec<Mid>,
+
+    pending_offer: Option<SdpPendingOffer>,
+    pending_offer_id: u32,
+    renegotiate: bool,
+    next_offer_id: u32,
+    offered_channels: bool,
+
+    /// Data channels by label, for delivering data to this client.
+    pub reliable: Option<ChannelId>,
+    pub lossy: Option<ChannelId>,
+    pub channel_labels: HashMap<ChannelId, String>,
+}
+
+impl Peer {
+    pub fn new(spec: PeerSpec, rtc: Rtc, local_ufrag: String) -> Self {
+        Self {
+            spec,
+            rtc,
+            local_ufrag,
+            addrs: Vec::new(),
+            next_timeout: None,
+            connected: false,
+            mids: Vec::new(),
+            expected: Vec::new(),
+            published: HashMap::new(),
+            ssrc_routes: HashMap::new(),
+            sending: HashMap::new(),
+            labels: HashMap::new(),
+            waiting: Vec::new(),
+            to_stop: Vec::new(),
+            pending_offer: None,
+            pending_offer_id: 0,
+            renegotiate: false,
+            next_offer_id: 1,
+            offered_channels: false,
+            reliable: None,
+            lossy: None,
+            channel_labels: HashMap::new(),
+        }
+    }
+
+    pub fn emit(&self, event: PeerEvent) {
+        // The control plane may already have dropped the room; nothing to do.
+        let _ = self.spec.events.send(MediaEvent {
+            peer: self.spec.peer,
+            event,
+        });
+    }
+
+    /// Applies a client offer and answers it. Returns the tracks newly bound
+    /// to publishing sections and the subscriptions bound to receive sections.
+    pub fn accept_offer(&mut self, sdp: &str, id: u32) -> Result<OfferOutcome, String> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| format!("client offer is not valid SDP: {e}"))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("client offer cannot be applied: {e}"))?;
+        self.learn_mids(sdp);
+        let mut outcome = OfferOutcome::default();
+        self.bind_published_sections(&mut outcome);
+        if self.spec.role == PeerRole::Single {
+            self.bind_waiting_to_spare_sections(&mut outcome);
+        }
+        let sdp = self.render_answer(answer);
+        let mid_to_track_id = self.mid_to_track_id();
+        self.emit(PeerEvent::Answer {
+            sdp,
+            id,
+            mid_to_track_id,
+        });
+        if self.spec.role == PeerRole::Single && !self.waiting.is_empty() {
+            self.request_sections();
+        }
+        Ok(outcome)
+    }
+
+    /// Media the client sends, matched to the tracks it announced.
+    fn bind_published_sections(&mut self, outcome: &mut OfferOutcome) {
+        let receiving: Vec<(Mid, MediaKind, String)> = self
+            .rtc_medias()
+            .into_iter()
+            .filter(|(mid, _, dir, _)| dir.is_receiving() && !self.published.contains_key(mid))
+            .map(|(mid, kind, _, track_id)| (mid, kind, track_id))
+            .collect();
+        for (mid, kind, msid_track) in receiving {
+            let kind = to_track_kind(kind);
+            let pos = self
+                .expected
+                .iter()
+                .position(|e| e.cid == msid_track)
+                .or_else(|| self.expected.iter().position(|e| e.kind == kind));
+            if let Some(pos) = pos {
+                let e = self.expected.remove(pos);
+                self.published.insert(mid, e.track);
+                outcome.published.push((e.track, mid));
+            }
+        }
+    }
+
+    fn bind_waiting_to_spare_sections(&mut self, outcome: &mut OfferOutcome) {
+        let mut spare = self.spare_sections();
+        let mut still_waiting = Vec::new();
+        for (track, kind, label) in std::mem::take(&mut self.waiting) {
+            if let Some(pos) = spare.iter().position(|(_, k)| *k == kind) {
+                let (mid, _) = spare.remove(pos);
+                self.sending.insert(mid, track);
+                self.labels.insert(mid, label);
+                outcome.subscribed.push((track, mid));
+            } else {
+                still_waiting.push((track, kind, label));
+            }
+        }
+        self.waiting = still_waiting;
+    }
+
+    /// Sections the client offered for receiving that carry nothing yet.
+    fn spare_sections(&self) -> Vec<(Mid, TrackKind)> {
+        self.rtc_medias()
+            .into_iter()
+            .filter(|(mid, _, dir, _)| dir.is_sending() && !self.sending.contains_key(mid))
+            .map(|(mid, kind, _, _)| (mid, to_track_kind(kind)))
+            .collect()
+    }
+
+    fn rtc_medias(&self) -> Vec<(Mid, MediaKind, Direction, String)> {
+        // str0m exposes medias by mid only; mids are "0".."n" for browsers,
+        // but a client may use any token, so probe the ones SDP told us of.
+        self.known_mids()
+            .into_iter()
+            .filter_map(|mid| {
+                let m = self.rtc.media(mid)?;
+                Some((mid, m.kind(), m.direction(), m.track_id().to_string()))
+            })
+            .collect()
+    }
+
+    fn known_mids(&self) -> Vec<Mid> {
+        self.mids.clone()
+    }
+
+    /// str0m has no list of medias, so moim keeps the mids the SDP named.
+    fn learn_mids(&mut self, sdp: &str) {
+        for line in sdp.lines() {
+            if let Some(mid) = line.trim_end().strip_prefix("a=mid:") {
+                let mid = Mid::from(mid);
+                if !self.mids.contains(&mid) {
+                    self.mids.push(mid);
+                }
+            }
+        }
+    }
+
+    fn render_answer(&self, answer: SdpAnswer) -> String {
+        let sdp = answer.to_sdp_string();
+        if self.spec.role != PeerRole::Single {
+            return sdp;
+        }
+        let bound: HashMap<String, BoundSection<'_>> = self
+            .labels
+            .iter()
+            .filter(|(mid, _)| self.sending.contains_key(*mid))
+            .map(|(mid, l)| {
+                (
+                    mid.to_string(),
+                    BoundSection {
+                        participant_sid: &l.participant_sid,
+                        track_sid: &l.track_sid,
+                    },
+                )
+            })
+            .collect();
+        let spare: Vec<String> = self
+            .spare_sections()
+            .into_iter()
+            .map(|(m, _)| m.to_string())
+            .collect();
+        sdp_munge::rewrite_answer(&sdp, &bound, &spare)
+    }
+
+    pub fn mid_to_track_id(&self) -> HashMap<String, String> {
+        self.labels
+            .iter()
+            .filter(|(mid, _)| self.sending.contains_key(*mid))
+            .map(|(mid, l)| (mid.to_string(), l.track_sid.clone()))
+            .collect()
+    }
+
+    /// Single-PC mode: ask for as many receive sections as subscriptions wait.
+    pub fn request_sections(&mut self) {
+        let audio = self
+            .waiting
+            .iter()
+            .filter(|w| w.1 == TrackKind::Audio)
+            .count() as u32;
+        let video = self
+            .waiting
+            .iter()
+            .filter(|w| w.1 == TrackKind::Video)
+            .count() as u32;
+        self.emit(PeerEvent::NeedMediaSections { audio, video });
+    }
+
+    /// Starts a server offer if one is needed and none is outstanding.
+    /// Returns subscriptions bound to new sections.
+    pub fn negotiate(&mut self) -> Vec<(TrackKey, Mid)> {
+        debug_assert_eq!(self.spec.role, PeerRole::Subscriber);
+        if self.pending_offer.is_some() {
+            self.renegotiate = true;
+            return Vec::new();
+        }
+        let mut bound = Vec::new();
+        let mut api = self.rtc.sdp_api();
+        if !self.offered_channels {
+            // livekit-client receives data on channels the server opens on
+            // the subscriber PeerConnection.
+            let reliable = api.add_channel_with_config(ChannelConfig {
+                label: "_reliable".into(),
+                ..Default::default()
+            });
+            let lossy = api.add_channel_with_config(ChannelConfig {
+                label: "_lossy".into(),
+                ordered: false,
+                reliability: Reliability::MaxRetransmits { retransmits: 0 },
+                ..Default::default()
+            });
+            self.reliable = Some(reliable);
+            self.lossy = Some(lossy);
+            self.channel_labels.insert(reliable, "_reliable".into());
+            self.channel_labels.insert(lossy, "_lossy".into());
+            self.offered_channels = true;
+        }
+        for mid in self.to_stop.drain(..) {
+            api.stop_media(mid);
+        }
+        for (track, kind, label) in self.waiting.drain(..) {
+            let stream_id = format!("{}|{}", label.participant_sid, label.track_sid);
+            let mid = api.add_media(
+                to_media_kind(kind),
+                Direction::SendOnly,
+                Some(stream_id),
+                Some(label.track_sid.clone()),
+                None,
+            );
+            self.sending.insert(mid, track);
+            self.labels.insert(mid, label);
+            bound.push((track, mid));
+        }
+        if let Some((offer, pending)) = api.apply() {
+            let id = self.next_offer_id;
+            self.next_offer_id += 1;
+            self.pending_offer = Some(pending);
+            self.pending_offer_id = id;
+            let sdp = offer.to_sdp_string();
+            let mid_to_track_id = self.mid_to_track_id();
+            self.emit(PeerEvent::Offer {
+                sdp,
+                id,
+                mid_to_track_id,
+            });
+        }
+        bound
+    }
+
+    /// Applies the client's answer to the outstanding server offer. Returns
+    /// whether another negotiation is due.
+    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<bool, String> {
+        if id != 0 && id != self.pending_offer_id {
+            return Err(format!(
+                "answer id {id} does not match the outstanding offer {}; ignored",
+                self.pending_offer_id
+            ));
+        }
+        let Some(pending) = self.pending_offer.take() else {
+            return Err("answer without an outstanding server offer; ignored".into());
+        };
+        let answer = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| format!("client answer is not valid SDP: {e}"))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| format!("client answer cannot be applied: {e}"))?;
+        Ok(std::mem::take(&mut self.renegotiate)
+            || !self.waiting.is_empty()
+            || !self.to_stop.is_empty())
+    }
+
+    pub fn restart_ice(&mut self) {
+        if self.pending_offer.is_some() {
+            self.renegotiate = true;
+        }
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(true);
+        if let Some((offer, pending)) = api.apply() {
+            let id = self.next_offer_id;
+            self.next_offer_id += 1;
+            self.pending_offer = Some(pending);
+            self.pending_offer_id = id;
+            let mid_to_track_id = self.mid_to_track_id();
+            self.emit(PeerEvent::Offer {
+                sdp: offer.to_sdp_string(),
+                id,
+                mid_to_track_id,
+            });
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct OfferOutcome {
+    pub published: Vec<(TrackKey, Mid)>,
+    pub subscribed: Vec<(TrackKey, Mid)>,
+}
+
+pub(crate) fn to_track_kind(kind: MediaKind) -> TrackKind {
+    if kind.is_audio() {
+        TrackKind::Audio
+    } else {
+        TrackKind::Video
+    }
+}
+
+pub(crate) fn to_media_kind(kind: TrackKind) -> MediaKind {
+    match kind {
+        TrackKind::Audio => MediaKind::Audio,
+        TrackKind::Video => MediaKind::Video,
+    }
+}

@@ -1,0 +1,316 @@
+//! Starting the media plane: the UDP socket and its router thread, the
+//! ICE-TCP listener, and one shard thread per core.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use parking_lot::RwLock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn};
+
+use crate::api::{Command, RoomKey};
+use crate::shard::{Shard, ShardContext, ShardInput};
+use crate::stun;
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub udp_bind: SocketAddr,
+    pub tcp_bind: Option<SocketAddr>,
+    /// The address written into ICE candidates.
+    pub announce_ip: IpAddr,
+    pub shards: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("cannot bind the media UDP port {addr}: {source}. Another moim or SFU may be running; stop it or choose another port (--rtc-udp-port / rtc.udp_port)")]
+    BindUdp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind the ICE-TCP port {addr}: {source}. Stop the other process or choose another port (--rtc-tcp-port / rtc.tcp_port)")]
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a media thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The control plane's handle on the media plane.
+pub struct MediaPlane {
+    shards: Vec<Sender<ShardInput>>,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    next_key: AtomicU64,
+}
+
+/// Packets queued per shard before the router starts dropping: bounded, so a
+/// flood cannot grow memory without limit.
+const SHARD_QUEUE: usize = 8192;
+
+impl MediaPlane {
+    /// Binds the sockets and starts the threads. Must be called inside a
+    /// tokio runtime (the ICE-TCP listener is async).
+    pub async fn start(config: MediaConfig) -> Result<Arc<Self>, MediaError> {
+        let socket = UdpSocket::bind(config.udp_bind).map_err(|source| MediaError::BindUdp {
+            addr: config.udp_bind,
+            source,
+        })?;
+        let udp_addr = socket.local_addr().map_err(|source| MediaError::BindUdp {
+            addr: config.udp_bind,
+            source,
+        })?;
+        let listener = match config.tcp_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| MediaError::BindTcp { addr, source })?,
+            ),
+            None => None,
+        };
+        let tcp_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let socket = Arc::new(socket);
+        let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
+        let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(SHARD_QUEUE);
+
+        let n = config.shards.max(1);
+        let mut shards = Vec::with_capacity(n);
+        for index in 0..n {
+            let (tx, rx) = bounded::<ShardInput>(SHARD_QUEUE);
+            let ctx = ShardContext {
+                index,
+                socket: socket.clone(),
+                udp_candidate: SocketAddr::new(config.announce_ip, udp_addr.port()),
+                tcp_candidate: tcp_addr.map(|a| SocketAddr::new(config.announce_ip, a.port())),
+                ufrag_routes: routes.clone(),
+                recycle: recycle_tx.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("moim-media-{index}"))
+                .spawn(move || Shard::new(ctx).run(rx))
+                .map_err(MediaError::Thread)?;
+            shards.push(tx);
+        }
+
+        let router = UdpRouter {
+            socket,
+            shards: shards.clone(),
+            routes: routes.clone(),
+            by_addr: HashMap::new(),
+            recycle: recycle_rx,
+        };
+        std::thread::Builder::new()
+            .name("moim-udp-router".into())
+            .spawn(move || router.run())
+            .map_err(MediaError::Thread)?;
+
+        if let Some(listener) = listener {
+            tokio::spawn(accept_ice_tcp(listener, shards.clone(), routes));
+        }
+        info!(%udp_addr, tcp = ?tcp_addr, shards = n, "media plane started");
+        Ok(Arc::new(Self {
+            shards,
+            udp_addr,
+            tcp_addr,
+            next_key: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// A fresh key for a room, peer or track.
+    pub fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// All of a room lives on one shard, so forwarding never crosses threads.
+    pub fn send(&self, room: RoomKey, cmd: Command) {
+        let shard = &self.shards[(room as usize) % self.shards.len()];
+        // Commands must not be lost to a full packet queue; block briefly is
+        // not an option on the runtime, so spin on try_send a few times.
+        let mut cmd = ShardInput::Command(cmd);
+        for _ in 0..1000 {
+            match shard.try_send(cmd) {
+                Ok(()) => return,
+                Err(TrySendError::Full(c)) => {
+                    cmd = c;
+                    std::thread::yield_now();
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        warn!(
+            room,
+            "media shard is saturated; a control command was dropped"
+        );
+    }
+}
+
+/// Reads the one UDP socket and hands each datagram to its room's shard.
+/// Known 5-tuples route in O(1); STUN from a new address routes by ufrag.
+struct UdpRouter {
+    socket: Arc<UdpSocket>,
+    shards: Vec<Sender<ShardInput>>,
+    routes: Arc<RwLock<HashMap<String, usize>>>,
+    by_addr: HashMap<SocketAddr, usize>,
+    recycle: Receiver<Vec<u8>>,
+}
+
+impl UdpRouter {
+    fn run(mut self) {
+        let mut dropped: u64 = 0;
+        loop {
+            let mut buf = self.recycle.try_recv().unwrap_or_default();
+            buf.resize(2048, 0);
+            let (n, source) = match self.socket.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted
+                            | ErrorKind::WouldBlock
+                            | ErrorKind::ConnectionRefused
+                            | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    warn!("media UDP socket failed, router stops: {e}");
+                    return;
+                }
+            };
+            let at = Instant::now();
+            buf.truncate(n);
+            let shard = match stun::local_ufrag(&buf) {
+                Some(ufrag) => {
+                    let shard = self.routes.read().get(ufrag).copied();
+                    if let Some(s) = shard {
+                        self.by_addr.insert(source, s);
+                    }
+                    shard
+                }
+                None => self.by_addr.get(&source).copied(),
+            };
+            let Some(shard) = shard else {
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    debug!(%source, dropped, "datagrams from unknown addresses dropped");
+                }
+                continue;
+            };
+            if self.by_addr.len() > 100_000 {
+                // Addresses of departed peers; relearned from STUN on demand.
+                self.by_addr.clear();
+            }
+            let _ = self.shards[shard].try_send(ShardInput::Datagram { at, source, buf });
+        }
+    }
+}
+
+async fn accept_ice_tcp(
+    listener: TcpListener,
+    shards: Vec<Sender<ShardInput>>,
+    routes: Arc<RwLock<HashMap<String, usize>>>,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("ICE-TCP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shards = shards.clone();
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_ice_tcp(stream, remote, shards, routes).await {
+                debug!(%remote, "ICE-TCP connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// RFC 4571 framing over one ICE-TCP connection.
+async fn serve_ice_tcp(
+    stream: TcpStream,
+    remote: SocketAddr,
+    shards: Vec<Sender<ShardInput>>,
+    routes: Arc<RwLock<HashMap<String, usize>>>,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    // The first frame must arrive soon and be STUN: unauthenticated
+    // connections do not linger.
+    let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut reader))
+        .await
+        .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "no STUN within 10 s"))??;
+    let shard = stun::local_ufrag(&first)
+        .and_then(|u| routes.read().get(u).copied())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                ErrorKind::InvalidData,
+                "first frame is not STUN for a known peer",
+            )
+        })?;
+    let Some(tx) = shards.get(shard).cloned() else {
+        return Ok(());
+    };
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
+    let send = |input| {
+        tx.try_send(input)
+            .map_err(|_| std::io::Error::other("media shard queue full"))
+    };
+    send(ShardInput::TcpOpen {
+        remote,
+        writer: out_tx,
+    })?;
+    send(ShardInput::TcpFrame {
+        at: Instant::now(),
+        source: remote,
+        buf: first,
+    })?;
+    let write_task = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let result = loop {
+        match read_frame(&mut reader).await {
+            Ok(buf) => {
+                let _ = tx.try_send(ShardInput::TcpFrame {
+                    at: Instant::now(),
+                    source: remote,
+                    buf,
+                });
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = tx.try_send(ShardInput::TcpClosed { remote });
+    write_task.abort();
+    result
+}
+
+async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Vec<u8>> {
+    let len = reader.read_u16().await? as usize;
+    let mut buf = vec![0; len];
+    reader.read_exact(&mut buf).await?;
+    Ok(buf)
+}

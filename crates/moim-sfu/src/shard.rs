@@ -1,0 +1,581 @@
+//! A media shard: one thread that owns a set of rooms, their str0m peers and
+//! their tracks. Everything a packet touches lives here, so the packet path
+//! takes no lock and never waits on the async runtime.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::RwLock;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tracing::{debug, info, trace, warn};
+
+use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
+use crate::peer::{ExpectedTrack, Peer, SectionLabel};
+use crate::stun;
+use crate::track::{Subscription, Track};
+
+pub(crate) enum ShardInput {
+    Datagram {
+        at: Instant,
+        source: SocketAddr,
+        buf: Vec<u8>,
+    },
+    TcpOpen {
+        remote: SocketAddr,
+        writer: tokio::sync::mpsc::Sender<Vec<u8>>,
+    },
+    TcpFrame {
+        at: Instant,
+        source: SocketAddr,
+        buf: Vec<u8>,
+    },
+    TcpClosed {
+        remote: SocketAddr,
+    },
+    Command(Command),
+}
+
+/// What every shard shares with the socket threads.
+pub(crate) struct ShardContext {
+    pub index: usize,
+    pub socket: Arc<UdpSocket>,
+    /// The candidate addresses clients are told (the announced IP).
+    pub udp_candidate: SocketAddr,
+    pub tcp_candidate: Option<SocketAddr>,
+    /// ufrag → shard, read by the socket threads for STUN from new addresses.
+    pub ufrag_routes: Arc<RwLock<HashMap<String, usize>>>,
+    pub recycle: Sender<Vec<u8>>,
+}
+
+pub(crate) struct Shard {
+    pub ctx: ShardContext,
+    pub peers: HashMap<PeerKey, Peer>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<(Protocol, SocketAddr), PeerKey>,
+    tcp_writers: HashMap<SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>,
+    pub tracks: HashMap<TrackKey, Track>,
+    pub rooms: HashMap<RoomKey, Vec<PeerKey>>,
+    timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    /// Peers that were written to and must be polled before sleeping.
+    pub dirty: Vec<PeerKey>,
+}
+
+impl Shard {
+    pub fn new(ctx: ShardContext) -> Self {
+        Self {
+            ctx,
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            tcp_writers: HashMap::new(),
+            tracks: HashMap::new(),
+            rooms: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self, inputs: Receiver<ShardInput>) {
+        loop {
+            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            let input = match next {
+                Some(deadline) => inputs.recv_deadline(deadline),
+                None => inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match input {
+                Ok(input) => {
+                    self.handle(input);
+                    // Take what else is queued before flushing, so one flush
+                    // covers a burst.
+                    for input in inputs.try_iter().take(64) {
+                        self.handle(input);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.fire_timers(Instant::now());
+            self.flush_dirty();
+        }
+        info!(shard = self.ctx.index, "media shard stopped");
+    }
+
+    fn handle(&mut self, input: ShardInput) {
+        match input {
+            ShardInput::Datagram { at, source, buf } => {
+                self.receive(Protocol::Udp, at, source, &buf);
+                let _ = self.ctx.recycle.try_send(buf);
+            }
+            ShardInput::TcpFrame { at, source, buf } => {
+                self.receive(Protocol::Tcp, at, source, &buf)
+            }
+            ShardInput::TcpOpen { remote, writer } => {
+                self.tcp_writers.insert(remote, writer);
+            }
+            ShardInput::TcpClosed { remote } => {
+                self.tcp_writers.remove(&remote);
+                if let Some(key) = self.by_addr.remove(&(Protocol::Tcp, remote)) {
+                    if let Some(p) = self.peers.get_mut(&key) {
+                        p.addrs.retain(|a| *a != (Protocol::Tcp, remote));
+                    }
+                }
+            }
+            ShardInput::Command(cmd) => self.command(cmd),
+        }
+    }
+
+    fn receive(&mut self, proto: Protocol, at: Instant, source: SocketAddr, buf: &[u8]) {
+        let from_stun = stun::local_ufrag(buf).and_then(|u| self.by_ufrag.get(u).copied());
+        let Some(key) = from_stun.or_else(|| self.by_addr.get(&(proto, source)).copied()) else {
+            trace!(%source, "packet from unknown address dropped");
+            return;
+        };
+        let destination = match proto {
+            Protocol::Udp => self.ctx.udp_candidate,
+            _ => match self.ctx.tcp_candidate {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Ok(receive) = Receive::new(proto, source, destination, buf) else {
+            trace!(%source, "unparseable packet dropped");
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(Input::Receive(at, receive)) {
+            debug!(peer = key, %source, "packet rejected: {e}");
+            return;
+        }
+        if from_stun.is_some() && !peer.addrs.contains(&(proto, source)) {
+            peer.addrs.push((proto, source));
+            self.by_addr.insert((proto, source), key);
+        }
+        self.drive(key);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.next_timeout != Some(t) {
+                continue; // superseded
+            }
+            peer.next_timeout = None;
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(peer = key, "timeout handling failed: {e}");
+            }
+            self.drive(key);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            self.drive(key);
+        }
+    }
+
+    /// Polls a peer until it has nothing more to say.
+    pub fn drive(&mut self, key: PeerKey) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            if !peer.rtc.is_alive() {
+                self.close_peer(key, true);
+                return;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    if peer.next_timeout != Some(t) {
+                        peer.next_timeout = Some(t);
+                        self.timers.push(Reverse((t, key)));
+                    }
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmit(t.proto, t.destination, &t.contents),
+                Ok(Output::Event(e)) => self.on_event(key, e),
+                Err(e) => {
+                    warn!(peer = key, "peer connection failed and is closed: {e}");
+                    self.close_peer(key, true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
+        match proto {
+            Protocol::Udp => {
+                if let Err(e) = self.ctx.socket.send_to(contents, destination) {
+                    trace!(%destination, "udp send failed: {e}");
+                }
+            }
+            _ => {
+                let Some(writer) = self.tcp_writers.get(&destination) else {
+                    return;
+                };
+                // RFC 4571: a 16-bit length before each packet.
+                let mut framed = Vec::with_capacity(contents.len() + 2);
+                framed.extend_from_slice(&(contents.len() as u16).to_be_bytes());
+                framed.extend_from_slice(contents);
+                let _ = writer.try_send(framed);
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: PeerKey, event: Event) {
+        match event {
+            Event::Connected => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.connected = true;
+                    p.emit(PeerEvent::Connected);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                if let Some(p) = self.peers.get(&key) {
+                    p.emit(PeerEvent::Disconnected);
+                }
+            }
+            Event::RtpPacket(pkt) => self.forward(key, pkt),
+            Event::KeyframeRequest(req) => self.on_keyframe_request(key, req.mid),
+            Event::ChannelOpen(id, label) => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    if p.spec.role.receives() {
+                        match label.as_str() {
+                            "_reliable" => p.reliable = Some(id),
+                            "_lossy" => p.lossy = Some(id),
+                            _ => {}
+                        }
+                    }
+                    p.channel_labels.insert(id, label);
+                }
+            }
+            Event::ChannelData(data) => self.on_data(key, data),
+            Event::Closed => self.close_peer(key, true),
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(spec) => self.add_peer(spec),
+            Command::RemovePeer { peer } => self.close_peer(peer, false),
+            Command::Offer { peer, sdp, id } => self.on_offer(peer, &sdp, id),
+            Command::Answer { peer, sdp, id } => self.on_answer(peer, &sdp, id),
+            Command::Candidate { peer, candidate } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    match Candidate::from_sdp_string(&candidate) {
+                        Ok(c) => p.rtc.add_remote_candidate(c),
+                        Err(e) => debug!(peer, "ignoring unparseable ICE candidate: {e}"),
+                    }
+                    self.dirty.push(peer);
+                }
+            }
+            Command::ExpectTrack {
+                peer,
+                track,
+                track_sid,
+                cid,
+                kind,
+            } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let participant_sid = p.spec.participant_sid.clone();
+                p.expected.push(ExpectedTrack { track, cid, kind });
+                self.tracks.insert(
+                    track,
+                    Track::new(track, peer, track_sid, participant_sid, kind),
+                );
+            }
+            Command::RemoveTrack { track } => self.remove_track(track),
+            Command::Subscribe { peer, track } => self.subscribe(peer, track),
+            Command::Unsubscribe { peer, track } => self.unsubscribe(peer, track),
+            Command::TrackSettings {
+                peer,
+                track,
+                disabled,
+                max_layer,
+            } => {
+                if let Some(sub) = self
+                    .tracks
+                    .get_mut(&track)
+                    .and_then(|t| t.subscription_mut(peer))
+                {
+                    sub.fwd.set_paused(disabled);
+                    sub.fwd.set_max_layer(max_layer);
+                }
+            }
+            Command::RestartIce { peer } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    if p.spec.role == PeerRole::Subscriber {
+                        p.restart_ice();
+                        self.register_ufrag(peer);
+                        self.dirty.push(peer);
+                    }
+                }
+            }
+            Command::SendData {
+                room,
+                packet,
+                reliable,
+                destination_identities,
+            } => {
+                self.deliver_data(room, None, &packet, reliable, &destination_identities);
+            }
+            Command::UpdateDataPermission {
+                peer,
+                can_publish_data,
+            } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.spec.can_publish_data = can_publish_data;
+                }
+            }
+        }
+    }
+
+    fn add_peer(&mut self, spec: PeerSpec) {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .enable_opus(true, true)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_vp9(true)
+            .enable_av1(true)
+            .build(Instant::now());
+        if let Ok(c) = Candidate::host(self.ctx.udp_candidate, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        if let Some(tcp) = self.ctx.tcp_candidate {
+            if let Ok(c) = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build()
+            {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let key = spec.peer;
+        let role = spec.role;
+        self.rooms.entry(spec.room).or_default().push(key);
+        self.peers.insert(key, Peer::new(spec, rtc, String::new()));
+        self.register_ufrag(key);
+        if role == PeerRole::Subscriber {
+            // The first server offer carries the data channels, so the
+            // subscriber PeerConnection connects even before any track.
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.negotiate();
+            }
+        }
+        self.dirty.push(key);
+    }
+
+    /// Keeps the packet routers pointed at this peer's current ICE ufrag,
+    /// which changes on every ICE restart.
+    pub fn register_ufrag(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag == peer.local_ufrag {
+            return;
+        }
+        let old = std::mem::replace(&mut peer.local_ufrag, ufrag.clone());
+        let mut routes = self.ctx.ufrag_routes.write();
+        if !old.is_empty() {
+            routes.remove(&old);
+            self.by_ufrag.remove(&old);
+        }
+        routes.insert(ufrag.clone(), self.ctx.index);
+        drop(routes);
+        self.by_ufrag.insert(ufrag, key);
+    }
+
+    fn on_offer(&mut self, key: PeerKey, sdp: &str, id: u32) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match peer.accept_offer(sdp, id) {
+            Ok(outcome) => {
+                for (track, mid) in outcome.published {
+                    if let Some(t) = self.tracks.get_mut(&track) {
+                        t.mid = Some(mid);
+                        peer.emit(PeerEvent::TrackBound {
+                            track,
+                            mid: mid.to_string(),
+                        });
+                    }
+                }
+                for (track, mid) in outcome.subscribed {
+                    if let Some(sub) = self
+                        .tracks
+                        .get_mut(&track)
+                        .and_then(|t| t.subscription_mut(key))
+                    {
+                        sub.mid = Some(mid);
+                    }
+                    self.request_keyframe(track);
+                }
+            }
+            Err(reason) => {
+                warn!(peer = key, "{reason}");
+                peer.emit(PeerEvent::NegotiationFailed(reason));
+            }
+        }
+        self.register_ufrag(key);
+        self.dirty.push(key);
+    }
+
+    fn on_answer(&mut self, key: PeerKey, sdp: &str, id: u32) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match peer.accept_answer(sdp, id) {
+            Ok(again) => {
+                let tracks: Vec<TrackKey> = peer.sending.values().copied().collect();
+                if again {
+                    self.renegotiate(key);
+                }
+                for t in tracks {
+                    self.request_keyframe(t);
+                }
+            }
+            Err(reason) => {
+                warn!(peer = key, "{reason}");
+                peer.emit(PeerEvent::NegotiationFailed(reason));
+            }
+        }
+        self.dirty.push(key);
+    }
+
+    /// Starts the next negotiation in whatever way the peer's protocol wants.
+    pub fn renegotiate(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match peer.spec.role {
+            PeerRole::Subscriber => {
+                for (track, mid) in peer.negotiate() {
+                    if let Some(sub) = self
+                        .tracks
+                        .get_mut(&track)
+                        .and_then(|t| t.subscription_mut(key))
+                    {
+                        sub.mid = Some(mid);
+                    }
+                }
+            }
+            PeerRole::Single => peer.request_sections(),
+            PeerRole::Publisher => {}
+        }
+        self.dirty.push(key);
+    }
+
+    fn subscribe(&mut self, key: PeerKey, track_key: TrackKey) {
+        let Some(track) = self.tracks.get_mut(&track_key) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if track.subscription_mut(key).is_some() || !peer.spec.role.receives() {
+            return;
+        }
+        track.subs.push(Subscription::new(key));
+        let label = SectionLabel {
+            participant_sid: track.participant_sid.clone(),
+            track_sid: track.sid.clone(),
+        };
+        peer.waiting.push((track_key, track.kind, label));
+        self.renegotiate(key);
+    }
+
+    fn unsubscribe(&mut self, key: PeerKey, track_key: TrackKey) {
+        if let Some(track) = self.tracks.get_mut(&track_key) {
+            track.subs.retain(|s| s.peer != key);
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.waiting.retain(|w| w.0 != track_key);
+        let mids: Vec<_> = peer
+            .sending
+            .iter()
+            .filter(|(_, t)| **t == track_key)
+            .map(|(m, _)| *m)
+            .collect();
+        if mids.is_empty() {
+            return;
+        }
+        for mid in mids {
+            peer.sending.remove(&mid);
+            peer.labels.remove(&mid);
+            if peer.spec.role == PeerRole::Subscriber {
+                peer.to_stop.push(mid);
+            }
+        }
+        self.renegotiate(key);
+    }
+
+    fn remove_track(&mut self, track_key: TrackKey) {
+        let Some(track) = self.tracks.remove(&track_key) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(&track.publisher) {
+            p.published.retain(|_, t| *t != track_key);
+            p.ssrc_routes.retain(|_, (t, _)| *t != track_key);
+            p.expected.retain(|e| e.track != track_key);
+        }
+        for sub in track.subs {
+            self.unsubscribe(sub.peer, track_key);
+        }
+    }
+
+    /// Forgets a peer and everything that hangs off it.
+    fn close_peer(&mut self, key: PeerKey, notify: bool) {
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
+        if notify {
+            peer.emit(PeerEvent::Closed);
+        }
+        self.by_ufrag.remove(&peer.local_ufrag);
+        self.ctx.ufrag_routes.write().remove(&peer.local_ufrag);
+        for a in &peer.addrs {
+            self.by_addr.remove(a);
+        }
+        if let Some(list) = self.rooms.get_mut(&peer.spec.room) {
+            list.retain(|k| *k != key);
+            if list.is_empty() {
+                self.rooms.remove(&peer.spec.room);
+            }
+        }
+        let published: Vec<TrackKey> = self
+            .tracks
+            .values()
+            .filter(|t| t.publisher == key)
+            .map(|t| t.key)
+            .collect();
+        for t in published {
+            self.remove_track(t);
+        }
+        for t in self.tracks.values_mut() {
+            t.subs.retain(|s| s.peer != key);
+        }
+        debug!(peer = key, "peer closed");
+    }
+}

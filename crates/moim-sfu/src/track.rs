@@ -1,0 +1,312 @@
+//! Published tracks and the RTP forwarding from a publisher to its
+//! subscribers: the media hot path.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
+
+use crate::api::{PeerKey, TrackKey, TrackKind};
+use crate::codec::{starts_keyframe, VideoCodec};
+use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
+use crate::shard::Shard;
+
+/// Keyframe requests to a publisher, at most this often per layer.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+
+pub(crate) struct Subscription {
+    pub peer: PeerKey,
+    pub mid: Option<Mid>,
+    pub fwd: Forwarder,
+    /// Publisher payload type → this subscriber's payload type.
+    pt_map: Option<(Pt, Pt)>,
+}
+
+impl Subscription {
+    pub fn new(peer: PeerKey) -> Self {
+        Self {
+            peer,
+            mid: None,
+            fwd: Forwarder::new(),
+            pt_map: None,
+        }
+    }
+}
+
+pub(crate) struct Track {
+    pub key: TrackKey,
+    pub publisher: PeerKey,
+    pub sid: String,
+    pub participant_sid: String,
+    pub kind: TrackKind,
+    pub mid: Option<Mid>,
+    codec: Option<(Pt, VideoCodec, u32)>,
+    book: LayerBook,
+    layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
+    last_keyframe_request: [Option<Instant>; MAX_LAYERS],
+    pub subs: Vec<Subscription>,
+}
+
+impl Track {
+    pub fn new(
+        key: TrackKey,
+        publisher: PeerKey,
+        sid: String,
+        participant_sid: String,
+        kind: TrackKind,
+    ) -> Self {
+        Self {
+            key,
+            publisher,
+            sid,
+            participant_sid,
+            kind,
+            mid: None,
+            codec: None,
+            book: LayerBook::default(),
+            layer_ssrc: [None; MAX_LAYERS],
+            last_keyframe_request: [None; MAX_LAYERS],
+            subs: Vec::new(),
+        }
+    }
+
+    pub fn subscription_mut(&mut self, peer: PeerKey) -> Option<&mut Subscription> {
+        self.subs.iter_mut().find(|s| s.peer == peer)
+    }
+}
+
+/// livekit-client names its simulcast encodings `q`, `h`, `f`, low to high.
+fn layer_of(rid: Option<Rid>) -> usize {
+    match rid.as_deref() {
+        Some("h") => 1,
+        Some("f") => 2,
+        _ => 0,
+    }
+}
+
+fn video_codec(codec: Codec) -> VideoCodec {
+    match codec {
+        Codec::Vp8 => VideoCodec::Vp8,
+        Codec::Vp9 => VideoCodec::Vp9,
+        Codec::H264 => VideoCodec::H264,
+        Codec::Av1 => VideoCodec::Av1,
+        _ => VideoCodec::Other,
+    }
+}
+
+impl Shard {
+    /// One publisher packet out to every subscriber that should get it.
+    pub(crate) fn forward(&mut self, from: PeerKey, pkt: RtpPacket) {
+        let Shard {
+            peers,
+            tracks,
+            dirty,
+            ..
+        } = self;
+        let Some(publisher) = peers.get_mut(&from) else {
+            return;
+        };
+        let ssrc = pkt.header.ssrc;
+        let route = match publisher.ssrc_routes.get(&ssrc) {
+            Some(r) => *r,
+            None => {
+                let Some(rx) = publisher
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&ssrc)
+                    .map(|s| (s.mid(), s.rid()))
+                else {
+                    return;
+                };
+                let Some(&track) = publisher.published.get(&rx.0) else {
+                    return;
+                };
+                let route = (track, layer_of(rx.1));
+                publisher.ssrc_routes.insert(ssrc, route);
+                route
+            }
+        };
+        let (track_key, layer) = route;
+        let Some(track) = tracks.get_mut(&track_key) else {
+            return;
+        };
+        let pt = pkt.header.payload_type;
+        if track.codec.map(|c| c.0) != Some(pt) {
+            let Some(params) = publisher
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.pt() == pt)
+            else {
+                return;
+            };
+            let spec = params.spec();
+            track.codec = Some((pt, video_codec(spec.codec), spec.clock_rate.get()));
+        }
+        let Some((_, codec, clock_rate)) = track.codec else {
+            return;
+        };
+        let Some(in_params) = publisher
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == pt)
+            .copied()
+        else {
+            return;
+        };
+        // The publisher's borrow ends here; subscribers live in the same map.
+        track.layer_ssrc[layer] = Some(ssrc);
+        let now = pkt.timestamp;
+        track.book.saw(layer, now);
+        let is_video = track.kind == TrackKind::Video;
+        let input = InPacket {
+            layer,
+            seq: *pkt.seq_no,
+            timestamp: pkt.header.timestamp,
+            keyframe_start: is_video && starts_keyframe(codec, &pkt.payload),
+            needs_keyframe: is_video && !matches!(codec, VideoCodec::Av1 | VideoCodec::Other),
+            clock_rate,
+        };
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let payload: Arc<[u8]> = pkt.payload;
+        let mut wanted = [false; MAX_LAYERS];
+        for sub in &mut track.subs {
+            let Some(mid) = sub.mid else {
+                continue;
+            };
+            if let Verdict::Forward { seq, timestamp } = sub.fwd.on_packet(input, &track.book, now)
+            {
+                let Some(subscriber) = peers.get_mut(&sub.peer) else {
+                    continue;
+                };
+                let out_pt = match sub.pt_map {
+                    Some((i, o)) if i == pt => o,
+                    _ => {
+                        let Some(o) = subscriber
+                            .rtc
+                            .codec_config()
+                            .match_params(in_params)
+                            .map(|p| p.pt())
+                        else {
+                            continue;
+                        };
+                        sub.pt_map = Some((pt, o));
+                        o
+                    }
+                };
+                let mut api = subscriber.rtc.direct_api();
+                let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                    continue;
+                };
+                tx.write_rtp(
+                    RtpWrite::new(out_pt, SeqNo::from(seq), timestamp, now, payload.clone())
+                        .marker(pkt.header.marker)
+                        .ext_vals(ext.clone())
+                        .nackable(is_video),
+                );
+                if !dirty.contains(&sub.peer) {
+                    dirty.push(sub.peer);
+                }
+            }
+            if is_video {
+                if let Some(l) = sub.fwd.wants_keyframe(&track.book, now) {
+                    wanted[l] = true;
+                }
+            }
+        }
+        if wanted.iter().any(|w| *w) {
+            let Some(publisher) = peers.get_mut(&from) else {
+                return;
+            };
+            for (l, want) in wanted.into_iter().enumerate() {
+                if want {
+                    request_layer_keyframe(track, publisher, l, now, dirty, from);
+                }
+            }
+        }
+    }
+
+    /// A subscriber lost a picture: ask the publisher for a keyframe.
+    pub(crate) fn on_keyframe_request(&mut self, subscriber: PeerKey, mid: Mid) {
+        let Some(track) = self
+            .peers
+            .get(&subscriber)
+            .and_then(|p| p.sending.get(&mid).copied())
+        else {
+            return;
+        };
+        self.request_keyframe(track);
+    }
+
+    /// Asks the publisher for a keyframe on every layer someone forwards or
+    /// waits for, rate-limited per layer.
+    pub(crate) fn request_keyframe(&mut self, track_key: TrackKey) {
+        let Shard {
+            peers,
+            tracks,
+            dirty,
+            ..
+        } = self;
+        let Some(track) = tracks.get_mut(&track_key) else {
+            return;
+        };
+        if track.kind != TrackKind::Video {
+            return;
+        }
+        let Some(publisher) = peers.get_mut(&track.publisher) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut layers = [false; MAX_LAYERS];
+        for sub in &track.subs {
+            if let Some(l) = sub
+                .fwd
+                .current_layer()
+                .or_else(|| sub.fwd.target_layer(&track.book, now))
+            {
+                layers[l] = true;
+            }
+        }
+        let from = track.publisher;
+        for (l, want) in layers.into_iter().enumerate() {
+            if want {
+                request_layer_keyframe(track, publisher, l, now, dirty, from);
+            }
+        }
+    }
+}
+
+fn request_layer_keyframe(
+    track: &mut Track,
+    publisher: &mut crate::peer::Peer,
+    layer: usize,
+    now: Instant,
+    dirty: &mut Vec<PeerKey>,
+    publisher_key: PeerKey,
+) {
+    let recent = track.last_keyframe_request[layer]
+        .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
+    let Some(ssrc) = track.layer_ssrc[layer] else {
+        return;
+    };
+    if recent {
+        return;
+    }
+    if let Some(rx) = publisher.rtc.direct_api().stream_rx(&ssrc) {
+        rx.request_keyframe(KeyframeRequestKind::Pli);
+        track.last_keyframe_request[layer] = Some(now);
+        if !dirty.contains(&publisher_key) {
+            dirty.push(publisher_key);
+        }
+    }
+}

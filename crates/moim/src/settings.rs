@@ -1,0 +1,309 @@
+//! `moim serve` settings from three layers, later wins: the config file,
+//! `MOIM_*` environment variables, command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use moim_proto::token::KeyStore;
+use moim_server::ServerConfig;
+use serde::Deserialize;
+
+/// The config file. Unknown keys are an error, so a typo never silently
+/// falls back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub node_ip: Option<IpAddr>,
+    #[serde(default)]
+    pub rtc: RtcSettings,
+    #[serde(default)]
+    pub room: RoomSettings,
+    /// API key → secret.
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtcSettings {
+    pub udp_port: Option<u16>,
+    pub tcp_port: Option<u16>,
+    pub media_threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    pub empty_timeout_secs: Option<u64>,
+    pub departure_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}={value:?} is invalid: {why}")]
+    Env {
+        name: String,
+        value: String,
+        why: String,
+    },
+    #[error("no API keys configured. Use --dev, set keys in the config file ([keys] mykey = \"secret\"), or MOIM_KEYS=\"mykey: secret\"")]
+    NoKeys,
+    #[error("API secret for key \"{0}\" is shorter than 32 characters; use a long random secret (only --dev may use short ones)")]
+    WeakSecret(String),
+}
+
+pub fn load_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| SettingsError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Flags from the command line; `None` means "not given".
+#[derive(Debug, Default)]
+pub struct FlagSettings {
+    pub dev: bool,
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub rtc_udp_port: Option<u16>,
+    pub rtc_tcp_port: Option<u16>,
+    pub node_ip: Option<IpAddr>,
+    pub keys: Vec<(String, String)>,
+}
+
+fn env_parse<T: std::str::FromStr>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| SettingsError::Env {
+                name: name.into(),
+                value: v.clone(),
+                why: e.to_string(),
+            }),
+    }
+}
+
+/// "key1: secret1, key2: secret2", the LIVEKIT_KEYS format.
+pub fn parse_keys(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("\"{pair}\" is not \"key: secret\""))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+pub fn resolve(
+    file: FileSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: FlagSettings,
+) -> Result<ServerConfig, SettingsError> {
+    let mut c = ServerConfig::dev();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    if !flags.dev {
+        c.keys = KeyStore::default();
+    }
+    // File.
+    if let Some(v) = file.bind {
+        c.bind = v;
+    }
+    if let Some(v) = file.port {
+        c.port = v;
+    }
+    c.node_ip = file.node_ip.or(c.node_ip);
+    if let Some(v) = file.rtc.udp_port {
+        c.rtc_udp_port = v;
+    }
+    if let Some(v) = file.rtc.tcp_port {
+        c.rtc_tcp_port = v;
+    }
+    if let Some(v) = file.rtc.media_threads {
+        c.media_shards = v.max(1);
+    }
+    if let Some(v) = file.room.empty_timeout_secs {
+        c.empty_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.room.departure_timeout_secs {
+        c.departure_timeout = Duration::from_secs(v);
+    }
+    keys.extend(file.keys);
+    // Environment.
+    if let Some(v) = env_parse(env, "MOIM_BIND")? {
+        c.bind = v;
+    }
+    if let Some(v) = env_parse(env, "MOIM_PORT")? {
+        c.port = v;
+    }
+    if let Some(v) = env_parse(env, "MOIM_RTC_UDP_PORT")? {
+        c.rtc_udp_port = v;
+    }
+    if let Some(v) = env_parse(env, "MOIM_RTC_TCP_PORT")? {
+        c.rtc_tcp_port = v;
+    }
+    if let Some(v) = env_parse::<IpAddr>(env, "MOIM_NODE_IP")? {
+        c.node_ip = Some(v);
+    }
+    if let Some(v) = env_parse::<u64>(env, "MOIM_EMPTY_TIMEOUT_SECS")? {
+        c.empty_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = env_parse::<u64>(env, "MOIM_DEPARTURE_TIMEOUT_SECS")? {
+        c.departure_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = env("MOIM_KEYS") {
+        keys.extend(parse_keys(&v).map_err(|why| SettingsError::Env {
+            name: "MOIM_KEYS".into(),
+            value: "<hidden>".into(),
+            why,
+        })?);
+    }
+    // Flags.
+    if let Some(v) = flags.bind {
+        c.bind = v;
+    }
+    if let Some(v) = flags.port {
+        c.port = v;
+    }
+    if let Some(v) = flags.rtc_udp_port {
+        c.rtc_udp_port = v;
+    }
+    if let Some(v) = flags.rtc_tcp_port {
+        c.rtc_tcp_port = v;
+    }
+    if let Some(v) = flags.node_ip {
+        c.node_ip = Some(v);
+    }
+    keys.extend(flags.keys);
+    if !flags.dev {
+        if let Some((k, _)) = keys.iter().find(|(_, s)| s.len() < 32) {
+            return Err(SettingsError::WeakSecret(k.clone()));
+        }
+    }
+    if !keys.is_empty() {
+        let mut all: Vec<(String, String)> = c
+            .keys
+            .keys()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    c.keys.secret(k).unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        all.extend(keys);
+        c.keys = KeyStore::new(all);
+    }
+    if c.keys.is_empty() {
+        return Err(SettingsError::NoKeys);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn dev_mode_gives_livekit_dev_keys_and_ports() {
+        let c = resolve(
+            FileSettings::default(),
+            &no_env,
+            FlagSettings {
+                dev: true,
+                ..Default::default()
+            },
+        )
+        .expect("dev config");
+        assert_eq!(c.port, 7880);
+        assert_eq!(c.rtc_udp_port, 7882);
+        assert_eq!(c.rtc_tcp_port, 7881);
+        assert_eq!(c.keys.secret("devkey"), Some("secret"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags_and_several_keys() {
+        let file: FileSettings = toml::from_str(
+            "port = 9000\n[rtc]\nudp_port = 9002\n[keys]\nk1 = \"0123456789abcdef0123456789abcdef\"\n",
+        )
+        .expect("toml");
+        let env = |name: &str| match name {
+            "MOIM_PORT" => Some("9100".to_string()),
+            "MOIM_KEYS" => Some("k2: abcdefabcdefabcdefabcdefabcdefabcdef".to_string()),
+            _ => None,
+        };
+        let c = resolve(
+            file,
+            &env,
+            FlagSettings {
+                rtc_udp_port: Some(9200),
+                ..Default::default()
+            },
+        )
+        .expect("config");
+        assert_eq!(c.port, 9100);
+        assert_eq!(c.rtc_udp_port, 9200);
+        assert!(c.keys.secret("k1").is_some() && c.keys.secret("k2").is_some());
+        assert!(c.keys.secret("devkey").is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(toml::from_str::<FileSettings>("prot = 1").is_err());
+        let err = resolve(FileSettings::default(), &no_env, FlagSettings::default())
+            .expect_err("no keys");
+        assert!(err.to_string().contains("no API keys"));
+        let env = |n: &str| (n == "MOIM_PORT").then(|| "eighty".to_string());
+        let err = resolve(
+            FileSettings::default(),
+            &env,
+            FlagSettings {
+                dev: true,
+                ..Default::default()
+            },
+        )
+        .expect_err("bad port");
+        assert!(err.to_string().contains("MOIM_PORT"));
+        let weak = FlagSettings {
+            keys: vec![("k".into(), "short".into())],
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(FileSettings::default(), &no_env, weak),
+            Err(SettingsError::WeakSecret(_))
+        ));
+    }
+}

@@ -8,8 +8,10 @@ use moim_proto::token::VideoGrant;
 use moim_sfu::{PeerKey, TrackKey};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// What the room actor hands a signal connection to write.
+/// What the room actor hands a signal connection to write. Messages are
+/// moved once into the channel; boxing them would only add an allocation.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outbound {
     Signal(lk::signal_response::Message),
     /// Close the WebSocket after the frames already queued.

@@ -39,6 +39,7 @@ pub struct Joined {
     pub connection: u64,
 }
 
+#[allow(clippy::large_enum_variant)]
 pub enum RoomInput {
     Join {
         claims: Box<Claims>,

@@ -83,7 +83,7 @@ impl Shard {
             {
                 continue;
             }
-            if !destinations.is_empty() && !destinations.iter().any(|d| *d == peer.spec.identity) {
+            if !destinations.is_empty() && !destinations.contains(&peer.spec.identity) {
                 continue;
             }
             let channel = if reliable {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::format::Codec;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 
@@ -77,6 +77,20 @@ impl Track {
     }
 }
 
+/// The codec parameters behind a payload type, and whether that payload
+/// type is the codec's RED (RFC 2198) wrapping.
+fn find_params(rtc: &str0m::Rtc, pt: Pt) -> Option<(PayloadParams, bool)> {
+    rtc.codec_config().params().iter().find_map(|p| {
+        if p.pt() == pt {
+            Some((*p, false))
+        } else if p.red() == Some(pt) {
+            Some((*p, true))
+        } else {
+            None
+        }
+    })
+}
+
 /// livekit-client names its simulcast encodings `q`, `h`, `f`, low to high.
 fn layer_of(rid: Option<Rid>) -> usize {
     match rid.as_deref() {
@@ -133,30 +147,14 @@ impl Shard {
             return;
         };
         let pt = pkt.header.payload_type;
+        let Some((in_params, in_is_red)) = find_params(&publisher.rtc, pt) else {
+            return;
+        };
         if track.codec.map(|c| c.0) != Some(pt) {
-            let Some(params) = publisher
-                .rtc
-                .codec_config()
-                .params()
-                .iter()
-                .find(|p| p.pt() == pt)
-            else {
-                return;
-            };
-            let spec = params.spec();
+            let spec = in_params.spec();
             track.codec = Some((pt, video_codec(spec.codec), spec.clock_rate.get()));
         }
         let Some((_, codec, clock_rate)) = track.codec else {
-            return;
-        };
-        let Some(in_params) = publisher
-            .rtc
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.pt() == pt)
-            .copied()
-        else {
             return;
         };
         // The publisher's borrow ends here; subscribers live in the same map.
@@ -192,12 +190,11 @@ impl Shard {
                 let out_pt = match sub.pt_map {
                     Some((i, o)) if i == pt => o,
                     _ => {
-                        let Some(o) = subscriber
-                            .rtc
-                            .codec_config()
-                            .match_params(in_params)
-                            .map(|p| p.pt())
-                        else {
+                        // RED-wrapped audio stays RED: the subscriber's own
+                        // RED payload type for the matching codec.
+                        let matched = subscriber.rtc.codec_config().match_params(in_params);
+                        let out = matched.and_then(|p| if in_is_red { p.red() } else { Some(p.pt()) });
+                        let Some(o) = out else {
                             continue;
                         };
                         sub.pt_map = Some((pt, o));

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine: Chromium (browser
+# tests), coturn's client tools (TURN tests) and the browser suite's npm
+# packages. Idempotent: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+if ((${#need[@]})); then
+  echo "install-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The coturn package starts a TURN server on 3478 on some images; the tests
+# run their own and need the port free.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
+pkill -x turnserver >/dev/null 2>&1 || true
+
+tests/browser/install.sh

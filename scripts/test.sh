@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test moim has: formatting and lints, Rust unit and integration
+# tests (including TURN against coturn's client), and the browser suite
+# (livekit-client in Chromium against a real moim server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee target/cargo-test.log
+echo "== browser tests (livekit-client in Chromium)"
+cargo build -p moim
+(cd tests/browser && node --test run.mjs)

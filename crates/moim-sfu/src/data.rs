@@ -9,6 +9,9 @@ use tracing::debug;
 use crate::api::{PeerKey, RoomKey};
 use crate::shard::Shard;
 
+/// Packets held for a participant whose data channel is not open yet.
+const MAX_PENDING_DATA: usize = 64;
+
 /// LiveKit refuses data messages above this size; so does moim.
 pub const MAX_DATA_PACKET: usize = 64 * 1024;
 
@@ -101,5 +104,36 @@ impl Shard {
             }
             self.dirty.push(key);
         }
+    }
+}
+
+impl Shard {
+    /// A receiving channel opened: deliver what waited for it.
+    pub(crate) fn flush_pending_data(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let pending = std::mem::take(&mut peer.pending_data);
+        let mut keep = Vec::new();
+        for (reliable, bytes) in pending {
+            let channel = if reliable {
+                peer.reliable
+            } else {
+                peer.lossy.or(peer.reliable)
+            };
+            match channel
+                .filter(|id| peer.open_channels.contains(id))
+                .and_then(|id| peer.rtc.channel(id))
+            {
+                Some(mut ch) => {
+                    if let Err(e) = ch.write(true, &bytes) {
+                        debug!(peer = key, "held data write failed: {e}");
+                    }
+                }
+                None => keep.push((reliable, bytes)),
+            }
+        }
+        peer.pending_data = keep;
+        self.dirty.push(key);
     }
 }

@@ -62,6 +62,9 @@ pub(crate) struct Peer {
     pub reliable: Option<ChannelId>,
     pub lossy: Option<ChannelId>,
     pub channel_labels: HashMap<ChannelId, String>,
+    pub open_channels: Vec<ChannelId>,
+    /// Data for this client that arrived before its channel opened.
+    pub pending_data: Vec<(bool, Vec<u8>)>,
 }
 
 impl Peer {
@@ -89,6 +92,8 @@ impl Peer {
             reliable: None,
             lossy: None,
             channel_labels: HashMap::new(),
+            open_channels: Vec::new(),
+            pending_data: Vec::new(),
         }
     }
 

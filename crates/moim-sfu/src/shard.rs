@@ -260,6 +260,10 @@ impl Shard {
                         }
                     }
                     p.channel_labels.insert(id, label);
+                    p.open_channels.push(id);
+                    if !p.pending_data.is_empty() {
+                        self.flush_pending_data(key);
+                    }
                 }
             }
             Event::ChannelData(data) => self.on_data(key, data),

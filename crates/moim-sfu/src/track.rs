@@ -193,7 +193,8 @@ impl Shard {
                         // RED-wrapped audio stays RED: the subscriber's own
                         // RED payload type for the matching codec.
                         let matched = subscriber.rtc.codec_config().match_params(in_params);
-                        let out = matched.and_then(|p| if in_is_red { p.red() } else { Some(p.pt()) });
+                        let out =
+                            matched.and_then(|p| if in_is_red { p.red() } else { Some(p.pt()) });
                         let Some(o) = out else {
                             continue;
                         };

@@ -1,0 +1,56 @@
+//! A moim server on loopback with OS-chosen ports, for one test.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use moim_server::{Server, ServerConfig};
+
+pub struct TestServer {
+    pub url: String,
+    pub http: SocketAddr,
+    pub udp: SocketAddr,
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let mut config = ServerConfig::dev();
+    config.bind = IpAddr::from([127, 0, 0, 1]);
+    config.port = 0;
+    config.rtc_udp_port = 0;
+    config.rtc_tcp_port = 0;
+    config.media_shards = 2;
+    config.departure_timeout = Duration::from_secs(5);
+    tweak(&mut config);
+    let server = Server::bind(config)
+        .await
+        .expect("server binds on loopback");
+    let http = server.http_addr;
+    let udp = server.udp_addr;
+    tokio::spawn(server.run());
+    TestServer {
+        url: format!("ws://{http}"),
+        http,
+        udp,
+    }
+}
+
+pub fn token(room: &str, identity: &str) -> String {
+    moim_client::token::dev_token(room, identity).expect("token")
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}

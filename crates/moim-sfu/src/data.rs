@@ -94,7 +94,12 @@ impl Shard {
             } else {
                 peer.lossy.or(peer.reliable)
             };
-            let Some(id) = channel else {
+            let Some(id) = channel.filter(|id| peer.open_channels.contains(id)) else {
+                // A participant that just joined has no open channel yet;
+                // hold a bounded number of packets until it has.
+                if peer.pending_data.len() < MAX_PENDING_DATA {
+                    peer.pending_data.push((reliable, bytes.to_vec()));
+                }
                 continue;
             };
             if let Some(mut ch) = peer.rtc.channel(id) {

@@ -1,0 +1,4 @@
+//! One module per `moim` subcommand.
+
+pub mod serve;
+pub mod token;

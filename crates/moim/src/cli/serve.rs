@@ -1,0 +1,117 @@
+//! `moim serve`: run the server.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::fail;
+use crate::settings;
+
+#[derive(Parser)]
+pub struct ServeArgs {
+    /// Development mode: API key `devkey`, secret `secret`, loopback only.
+    #[arg(long)]
+    dev: bool,
+    /// TOML config file.
+    #[arg(long, env = "MOIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// HTTP/WebSocket port (7880).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Media UDP port (7882).
+    #[arg(long)]
+    rtc_udp_port: Option<u16>,
+    /// ICE-TCP port (7881); 0 disables it.
+    #[arg(long)]
+    rtc_tcp_port: Option<u16>,
+    /// The IP clients reach the media ports at (the public IP behind NAT).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// API key and secret, "key: secret"; repeatable.
+    #[arg(long = "keys")]
+    keys: Vec<String>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("MOIM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let file = match &args.config {
+        Some(path) => match settings::load_file(path) {
+            Ok(f) => f,
+            Err(e) => return fail(e),
+        },
+        None => settings::FileSettings::default(),
+    };
+    let mut keys = Vec::new();
+    for k in &args.keys {
+        match settings::parse_keys(k) {
+            Ok(mut v) => keys.append(&mut v),
+            Err(e) => return fail(format!("--keys: {e}")),
+        }
+    }
+    let flags = settings::FlagSettings {
+        dev: args.dev,
+        bind: args.bind,
+        port: args.port,
+        rtc_udp_port: args.rtc_udp_port,
+        rtc_tcp_port: args.rtc_tcp_port,
+        node_ip: args.node_ip,
+        keys,
+    };
+    let config = match settings::resolve(file, &|name| std::env::var(name).ok(), flags) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if args.dev {
+        tracing::warn!(
+            "development mode: API key \"devkey\" with secret \"secret\"; never expose this server"
+        );
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let server = match moim_server::Server::bind(config).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        tokio::select! {
+            r = server.run() => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -23,6 +23,11 @@ pub struct ServerConfig {
     /// A participant whose signal connection dropped may resume this long.
     pub departure_timeout: Duration,
     pub media_shards: usize,
+    /// Webhook receivers; empty disables webhooks.
+    pub webhook_urls: Vec<String>,
+    /// The API key whose secret signs webhooks; `None` means the only
+    /// configured key.
+    pub webhook_api_key: Option<String>,
 }
 
 impl ServerConfig {
@@ -40,6 +45,8 @@ impl ServerConfig {
             media_shards: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            webhook_urls: Vec::new(),
+            webhook_api_key: None,
         }
     }
 

@@ -6,7 +6,7 @@ use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use moim_proto::frame::{self, MAX_FRAME_BYTES};
 use moim_proto::token::{Claims, TokenError};
@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rtc/validate", get(validate_v0))
         .route("/rtc/v1/validate", get(validate_v1))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/twirp/{*path}", any(crate::room_service::handle))
         .layer(cors)
         .with_state(state)
 }

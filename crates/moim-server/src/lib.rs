@@ -5,9 +5,13 @@ pub mod config;
 mod http;
 mod participant;
 mod room;
+mod room_admin;
+mod room_service;
 mod room_signal;
 mod rooms;
 mod signal;
+mod twirp;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,9 +76,11 @@ impl Server {
             tcp_addr: media.tcp_addr(),
             listener,
             state: AppState {
+                rooms: RoomRegistry::with_webhooks(webhook::Notifier::start(
+                    config.webhook_config(),
+                )),
                 config,
                 media,
-                rooms: RoomRegistry::new(),
             },
         })
     }

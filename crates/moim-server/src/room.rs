@@ -56,6 +56,11 @@ pub enum RoomInput {
         participant: ParticipantKey,
         connection: u64,
     },
+    /// A RoomService call (room_admin.rs).
+    Admin(
+        crate::room_admin::AdminRequest,
+        oneshot::Sender<crate::room_admin::AdminResult>,
+    ),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +82,7 @@ pub struct Room {
     pub(crate) media_events: UnboundedSender<MediaEvent>,
     next_connection: u64,
     empty_since: Option<Instant>,
+    pub(crate) ext: crate::room_admin::RoomExt,
 }
 
 impl Room {
@@ -101,6 +107,7 @@ impl Room {
             media_events: media_tx,
             next_connection: 1,
             empty_since: Some(Instant::now()),
+            ext: crate::room_admin::RoomExt::new(registry.webhooks()),
         };
         tokio::spawn(room.run(rx, media_rx, registry, tx.clone()));
         tx
@@ -114,6 +121,7 @@ impl Room {
         me: UnboundedSender<RoomInput>,
     ) {
         info!(room = %self.name, sid = %self.sid, "room started");
+        self.hook_room("room_started");
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -136,13 +144,15 @@ impl Room {
             }
         }
         info!(room = %self.name, sid = %self.sid, "room closed after its empty timeout");
+        self.hook_room("room_finished");
     }
 
     fn should_close(&self) -> bool {
         self.participants.is_empty()
-            && self
-                .empty_since
-                .is_some_and(|t| t.elapsed() >= self.config.empty_timeout)
+            && (self.ext.deleted
+                || self
+                    .empty_since
+                    .is_some_and(|t| t.elapsed() >= self.empty_timeout()))
     }
 
     fn handle(&mut self, input: RoomInput) {
@@ -153,6 +163,10 @@ impl Room {
                 out,
                 reply,
             } => {
+                if let Some(refused) = self.refuse_if_full(&claims.sub, &out) {
+                    let _ = reply.send(Ok(refused));
+                    return;
+                }
                 let result = self.join(*claims, *params, out);
                 let _ = reply.send(Ok(result));
             }
@@ -170,6 +184,9 @@ impl Room {
                 } else {
                     debug!(participant, "signal from a replaced connection ignored");
                 }
+            }
+            RoomInput::Admin(req, reply) => {
+                let _ = reply.send(self.on_admin(req));
             }
             RoomInput::SignalClosed {
                 participant,
@@ -331,6 +348,7 @@ impl Room {
         let info = participant.info();
         self.participants.insert(key, participant);
         self.empty_since = None;
+        self.hook_joined(key);
         info!(room = %self.name, identity = %claims.sub, %sid, single_pc = params.single_pc, "participant joined");
 
         if let Some(offer) = params.publisher_offer {
@@ -464,6 +482,7 @@ impl Room {
             self.broadcast_update(vec![p.disconnected_info()], None);
         }
         info!(room = %self.name, identity = %p.identity, ?reason, "participant left");
+        self.hook_left(&p);
         if self.participants.is_empty() {
             self.empty_since = Some(Instant::now());
         }
@@ -549,6 +568,7 @@ impl Room {
         for s in subscribers {
             self.subscribe(s, track);
         }
+        self.hook_track_published(owner, track);
     }
 }
 

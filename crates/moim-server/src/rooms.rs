@@ -10,16 +10,48 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::ServerConfig;
 use crate::room::{Room, RoomInput};
+use crate::webhook::Notifier;
 
 pub struct RoomRegistry {
     rooms: Mutex<HashMap<String, UnboundedSender<RoomInput>>>,
+    webhooks: Notifier,
 }
 
 impl RoomRegistry {
-    pub fn new() -> Arc<Self> {
+    pub fn with_webhooks(webhooks: Notifier) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
+            webhooks,
         })
+    }
+
+    pub fn webhooks(&self) -> Notifier {
+        self.webhooks.clone()
+    }
+
+    /// An open room's inbox; never creates one.
+    pub fn get(&self, name: &str) -> Option<UnboundedSender<RoomInput>> {
+        self.rooms
+            .lock()
+            .get(name)
+            .filter(|tx| !tx.is_closed())
+            .cloned()
+    }
+
+    /// Every open room, by name.
+    pub fn snapshot(&self) -> Vec<(String, UnboundedSender<RoomInput>)> {
+        self.rooms
+            .lock()
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .map(|(n, tx)| (n.clone(), tx.clone()))
+            .collect()
+    }
+
+    /// Takes a room out of the registry (DeleteRoom): the next join creates
+    /// a fresh room while the old one closes.
+    pub fn remove(&self, name: &str) -> Option<UnboundedSender<RoomInput>> {
+        self.rooms.lock().remove(name).filter(|tx| !tx.is_closed())
     }
 
     /// The room's inbox, creating the room on first use.

@@ -97,6 +97,12 @@ pub enum Command {
     RestartIce {
         peer: PeerKey,
     },
+    /// Server-side mute (RoomService MutePublishedTrack): every subscriber's
+    /// forwarder of the track pauses, or resumes.
+    SetTrackMuted {
+        track: TrackKey,
+        muted: bool,
+    },
     /// Data from the server API, delivered to the room's participants.
     SendData {
         room: RoomKey,

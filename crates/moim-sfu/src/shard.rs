@@ -331,6 +331,13 @@ impl Shard {
                     }
                 }
             }
+            Command::SetTrackMuted { track, muted } => {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    for sub in &mut t.subs {
+                        sub.fwd.set_paused(muted);
+                    }
+                }
+            }
             Command::SendData {
                 room,
                 packet,

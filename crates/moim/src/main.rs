@@ -2,6 +2,7 @@
 
 mod cli;
 mod settings;
+mod webhook_settings;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,8 @@ pub struct FileSettings {
     /// API key → secret.
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
+    #[serde(default)]
+    pub webhook: crate::webhook_settings::WebhookFileSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +62,8 @@ pub enum SettingsError {
         value: String,
         why: String,
     },
+    #[error("{0}")]
+    Webhook(String),
     #[error("no API keys configured. Use --dev, set keys in the config file ([keys] mykey = \"secret\"), or MOIM_KEYS=\"mykey: secret\"")]
     NoKeys,
     #[error("API secret for key \"{0}\" is shorter than 32 characters; use a long random secret (only --dev may use short ones)")]
@@ -226,6 +230,7 @@ pub fn resolve(
     if c.keys.is_empty() {
         return Err(SettingsError::NoKeys);
     }
+    crate::webhook_settings::apply(&mut c, file.webhook, env)?;
     Ok(c)
 }
 

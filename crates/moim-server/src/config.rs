@@ -28,6 +28,39 @@ pub struct ServerConfig {
     /// The API key whose secret signs webhooks; `None` means the only
     /// configured key.
     pub webhook_api_key: Option<String>,
+    /// Discover the announced address with STUN (`--use-external-ip`).
+    pub use_external_ip: bool,
+    pub stun_servers: Vec<std::net::SocketAddr>,
+    /// The embedded TURN server; `None` disables it.
+    pub turn: Option<TurnSettings>,
+}
+
+/// The embedded TURN server, handed to clients in `ice_servers`.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    /// UDP and TCP port (3478); 0 picks a free one.
+    pub port: u16,
+    /// Shared secret of the REST credentials. Generated at start-up when
+    /// empty; a cluster must configure the same secret on every node.
+    pub secret: String,
+    /// How long handed-out credentials stay valid.
+    pub credential_ttl: Duration,
+    pub relay_port_range: std::ops::RangeInclusive<u16>,
+    /// Test-only door: let relays reach private and loopback peers. It
+    /// turns moim into an open relay into the local network.
+    pub dangerous_allow_private_peers: bool,
+}
+
+impl Default for TurnSettings {
+    fn default() -> Self {
+        Self {
+            port: 3478,
+            secret: String::new(),
+            credential_ttl: Duration::from_secs(24 * 3600),
+            relay_port_range: 50000..=60000,
+            dangerous_allow_private_peers: false,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -47,6 +80,9 @@ impl ServerConfig {
                 .unwrap_or(2),
             webhook_urls: Vec::new(),
             webhook_api_key: None,
+            use_external_ip: false,
+            stun_servers: Vec::new(),
+            turn: Some(TurnSettings::default()),
         }
     }
 

@@ -125,6 +125,7 @@ fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
         publisher_offer: join.publisher_offer,
         metadata: (!join.metadata.is_empty()).then_some(join.metadata),
         attributes: join.participant_attributes,
+        ice_servers: Vec::new(),
     })
 }
 

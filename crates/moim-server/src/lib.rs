@@ -1,6 +1,7 @@
 //! moim's control plane: HTTP and WebSocket signaling, rooms and
 //! participants. Media goes through [`moim_sfu::MediaPlane`].
 
+pub mod announce;
 pub mod config;
 mod http;
 mod participant;
@@ -10,6 +11,7 @@ mod room_service;
 mod room_signal;
 mod rooms;
 mod signal;
+mod turn;
 mod twirp;
 pub mod webhook;
 
@@ -20,7 +22,7 @@ use moim_sfu::{MediaConfig, MediaError, MediaPlane};
 use tokio::net::TcpListener;
 use tracing::info;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TurnSettings};
 pub use http::SignalRefusal;
 pub use room::SERVER_VERSION;
 use rooms::RoomRegistry;
@@ -30,6 +32,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub media: Arc<MediaPlane>,
     rooms: Arc<RoomRegistry>,
+    turn: Option<turn::TurnOffer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error("--use-external-ip: {0}")]
+    Discovery(#[from] announce::DiscoveryError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -50,12 +55,38 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub udp_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
+    pub turn_udp_addr: Option<SocketAddr>,
+    pub turn_tcp_addr: Option<SocketAddr>,
     listener: TcpListener,
+    _turn: Option<moim_turn::TurnHandle>,
     state: AppState,
 }
 
 impl Server {
-    pub async fn bind(config: ServerConfig) -> Result<Self, ServeError> {
+    pub async fn bind(mut config: ServerConfig) -> Result<Self, ServeError> {
+        let source = if config.node_ip.is_some() {
+            announce::AnnounceSource::NodeIp
+        } else if config.use_external_ip {
+            let servers = config.stun_servers.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                announce::discover_external_ip(&servers, std::time::Duration::from_secs(2))
+            })
+            .await
+            .map_err(|e| ServeError::Serve(std::io::Error::other(e)))?;
+            config.node_ip = Some(found?);
+            announce::AnnounceSource::Stun
+        } else if config.bind.is_unspecified() {
+            match announce::default_route_ip() {
+                Some(ip) => {
+                    config.node_ip = Some(ip);
+                    announce::AnnounceSource::Interface
+                }
+                None => announce::AnnounceSource::Loopback,
+            }
+        } else {
+            announce::AnnounceSource::Bind
+        };
+        announce::check_and_report(config.announce_ip(), source, config.bind);
         let config = Arc::new(config);
         let media = MediaPlane::start(MediaConfig {
             udp_bind: SocketAddr::new(config.bind, config.rtc_udp_port),
@@ -70,22 +101,36 @@ impl Server {
             .await
             .map_err(|source| ServeError::BindHttp { addr, source })?;
         let http_addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let (turn_handle, turn_offer) = match &config.turn {
+            Some(settings) => {
+                match turn::start(settings, config.bind, config.announce_ip()).await {
+                    Some((h, o)) => (Some(h), Some(o)),
+                    None => (None, None),
+                }
+            }
+            None => (None, None),
+        };
         Ok(Self {
             http_addr,
             udp_addr: media.udp_addr(),
             tcp_addr: media.tcp_addr(),
+            turn_udp_addr: turn_handle.as_ref().and_then(|h| h.udp_addr),
+            turn_tcp_addr: turn_handle.as_ref().and_then(|h| h.tcp_addr),
             listener,
+            _turn: turn_handle,
             state: AppState {
                 rooms: RoomRegistry::with_webhooks(webhook::Notifier::start(
                     config.webhook_config(),
                 )),
                 config,
                 media,
+                turn: turn_offer,
             },
         })
     }
 
     pub async fn run(self) -> Result<(), ServeError> {
+        let _turn = self._turn;
         info!(http = %self.http_addr, udp = %self.udp_addr, tcp = ?self.tcp_addr, version = SERVER_VERSION, "moim is serving");
         axum::serve(self.listener, http::router(self.state))
             .await

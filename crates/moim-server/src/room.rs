@@ -31,6 +31,8 @@ pub struct JoinParams {
     pub publisher_offer: Option<lk::SessionDescription>,
     pub metadata: Option<String>,
     pub attributes: HashMap<String, String>,
+    /// STUN/TURN servers for this client, with its own credentials.
+    pub ice_servers: Vec<lk::IceServer>,
 }
 
 #[derive(Debug)]
@@ -238,7 +240,7 @@ impl Room {
                 .find(|p| p.sid == params.participant_sid && p.identity == claims.sub)
                 .map(|p| p.key);
             match existing {
-                Some(key) => return self.resume(key, connection, out),
+                Some(key) => return self.resume(key, connection, out, params.ice_servers),
                 None => {
                     // Unknown session: tell the client to start over.
                     let _ = out.send(Outbound::Signal(Resp::Leave(lk::LeaveRequest {
@@ -337,6 +339,7 @@ impl Room {
             other_participants: others,
             server_version: SERVER_VERSION.into(),
             server_info: Some(server_info()),
+            ice_servers: params.ice_servers.clone(),
             subscriber_primary: !params.single_pc && claims.video.can_subscribe(),
             ping_interval: 5,
             ping_timeout: 15,
@@ -376,6 +379,7 @@ impl Room {
         key: ParticipantKey,
         connection: u64,
         out: UnboundedSender<Outbound>,
+        ice_servers: Vec<lk::IceServer>,
     ) -> Joined {
         let others: Vec<lk::ParticipantInfo> = self
             .participants
@@ -397,6 +401,7 @@ impl Room {
         info!(identity = %p.identity, "participant resumed its session");
         p.send(Resp::Reconnect(lk::ReconnectResponse {
             server_info: Some(server_info()),
+            ice_servers,
             ..Default::default()
         }));
         if !others.is_empty() {

@@ -21,7 +21,10 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 /// WebSocket close code for "message too big" (RFC 6455 §7.4.1).
 const CLOSE_TOO_BIG: u16 = 1009;
 
-pub async fn run(socket: WebSocket, state: AppState, claims: Claims, params: JoinParams) {
+pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params: JoinParams) {
+    if let Some(turn) = &state.turn {
+        params.ice_servers = turn.ice_servers(&claims.sub);
+    }
     let room_name = claims.video.room.clone();
     let identity = claims.sub.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 pub const MAX_LAYERS: usize = 3;
 
 /// A layer that sent nothing for this long is considered gone.
-pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// What a publisher's layers look like right now, kept once per track.
 #[derive(Debug, Default, Clone)]
@@ -131,8 +131,10 @@ impl Forwarder {
         if self.current != Some(p.layer) {
             // Switch only onto the target layer, and (for video) only at a
             // keyframe, so the decoder never sees a frame it cannot decode.
-            let current_dead = self.current.is_none_or(|c| !book.is_live(c, now));
-            let switch_wanted = p.layer == target || current_dead;
+            // A layer that went quiet is left for any live one within the
+            // cap; a subscriber that has nothing yet starts on the target.
+            let current_dead = self.current.is_some_and(|c| !book.is_live(c, now));
+            let switch_wanted = p.layer == target || (current_dead && p.layer <= self.max_layer);
             if !switch_wanted || (p.needs_keyframe && !p.keyframe_start) {
                 return Verdict::Drop;
             }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use moim_proto::token::KeyStore;
-use moim_server::ServerConfig;
+use moim_server::{ServerConfig, TurnSettings};
 use serde::Deserialize;
 
 /// The config file. Unknown keys are an error, so a typo never silently
@@ -22,6 +22,8 @@ pub struct FileSettings {
     pub rtc: RtcSettings,
     #[serde(default)]
     pub room: RoomSettings,
+    #[serde(default)]
+    pub turn: TurnFileSettings,
     /// API key → secret.
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
@@ -35,6 +37,17 @@ pub struct RtcSettings {
     pub udp_port: Option<u16>,
     pub tcp_port: Option<u16>,
     pub media_threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnFileSettings {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub secret: Option<String>,
+    pub credential_ttl_secs: Option<u64>,
+    pub relay_port_min: Option<u16>,
+    pub relay_port_max: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +75,8 @@ pub enum SettingsError {
         value: String,
         why: String,
     },
+    #[error("STUN server \"{0}\" is not host:port, or the host does not resolve")]
+    StunServer(String),
     #[error("{0}")]
     Webhook(String),
     #[error("no API keys configured. Use --dev, set keys in the config file ([keys] mykey = \"secret\"), or MOIM_KEYS=\"mykey: secret\"")]
@@ -91,6 +106,11 @@ pub struct FlagSettings {
     pub rtc_tcp_port: Option<u16>,
     pub node_ip: Option<IpAddr>,
     pub keys: Vec<(String, String)>,
+    pub use_external_ip: bool,
+    pub stun_servers: Vec<String>,
+    pub turn_port: Option<u16>,
+    pub no_turn: bool,
+    pub dangerous_turn_allow_private: bool,
 }
 
 fn env_parse<T: std::str::FromStr>(
@@ -162,7 +182,30 @@ pub fn resolve(
         c.departure_timeout = Duration::from_secs(v);
     }
     keys.extend(file.keys);
+    let mut turn = TurnSettings::default();
+    let mut turn_enabled = file.turn.enabled.unwrap_or(true);
+    if let Some(v) = file.turn.port {
+        turn.port = v;
+    }
+    if let Some(v) = file.turn.secret {
+        turn.secret = v;
+    }
+    if let Some(v) = file.turn.credential_ttl_secs {
+        turn.credential_ttl = Duration::from_secs(v);
+    }
+    if let (Some(lo), Some(hi)) = (file.turn.relay_port_min, file.turn.relay_port_max) {
+        turn.relay_port_range = lo..=hi;
+    }
     // Environment.
+    if let Some(v) = env_parse(env, "MOIM_TURN_PORT")? {
+        turn.port = v;
+    }
+    if let Some(v) = env("MOIM_TURN_SECRET") {
+        turn.secret = v;
+    }
+    if let Some(v) = env_parse::<bool>(env, "MOIM_TURN_ENABLED")? {
+        turn_enabled = v;
+    }
     if let Some(v) = env_parse(env, "MOIM_BIND")? {
         c.bind = v;
     }
@@ -208,6 +251,34 @@ pub fn resolve(
         c.node_ip = Some(v);
     }
     keys.extend(flags.keys);
+    if flags.use_external_ip || env_parse::<bool>(env, "MOIM_USE_EXTERNAL_IP")?.unwrap_or(false) {
+        c.use_external_ip = true;
+    }
+    let mut stun = flags.stun_servers.clone();
+    if let Some(v) = env("MOIM_STUN_SERVERS") {
+        stun.extend(
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    for s in stun {
+        use std::net::ToSocketAddrs;
+        let addr = s
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| SettingsError::StunServer(s.clone()))?;
+        c.stun_servers.push(addr);
+    }
+    if let Some(v) = flags.turn_port {
+        turn.port = v;
+    }
+    if flags.no_turn {
+        turn_enabled = false;
+    }
+    turn.dangerous_allow_private_peers = flags.dangerous_turn_allow_private;
+    c.turn = turn_enabled.then_some(turn);
     if !flags.dev {
         if let Some((k, _)) = keys.iter().find(|(_, s)| s.len() < 32) {
             return Err(SettingsError::WeakSecret(k.clone()));

@@ -25,6 +25,10 @@ pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
     config.rtc_tcp_port = 0;
     config.media_shards = 2;
     config.departure_timeout = Duration::from_secs(5);
+    // Each test gets its own TURN ports.
+    if let Some(turn) = config.turn.as_mut() {
+        turn.port = 0;
+    }
     tweak(&mut config);
     let server = Server::bind(config)
         .await

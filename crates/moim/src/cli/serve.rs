@@ -33,6 +33,22 @@ pub struct ServeArgs {
     /// The IP clients reach the media ports at (the public IP behind NAT).
     #[arg(long)]
     node_ip: Option<IpAddr>,
+    /// Discover the public IP with STUN and announce it (behind NAT).
+    #[arg(long)]
+    use_external_ip: bool,
+    /// STUN server for --use-external-ip, host:port; repeatable.
+    #[arg(long = "stun-server")]
+    stun_servers: Vec<String>,
+    /// Embedded TURN port for UDP and TCP (3478).
+    #[arg(long)]
+    turn_port: Option<u16>,
+    /// Do not start the embedded TURN server.
+    #[arg(long)]
+    no_turn: bool,
+    /// TESTS ONLY: let TURN relay to loopback and private addresses, which
+    /// makes this server an open relay into its network.
+    #[arg(long)]
+    dangerous_turn_allow_private: bool,
     /// API key and secret, "key: secret"; repeatable.
     #[arg(long = "keys")]
     keys: Vec<String>,
@@ -66,6 +82,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         rtc_tcp_port: args.rtc_tcp_port,
         node_ip: args.node_ip,
         keys,
+        use_external_ip: args.use_external_ip,
+        stun_servers: args.stun_servers.clone(),
+        turn_port: args.turn_port,
+        no_turn: args.no_turn,
+        dangerous_turn_allow_private: args.dangerous_turn_allow_private,
     };
     let config = match settings::resolve(file, &|name| std::env::var(name).ok(), flags) {
         Ok(c) => c,

@@ -1,0 +1,97 @@
+//! The embedded TURN server: started beside the media plane, announced to
+//! every client in `ice_servers` with fresh time-limited credentials.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use moim_proto::lk;
+use moim_turn::{TurnConfig, TurnHandle};
+use rand::RngCore;
+use tracing::{info, warn};
+
+use crate::config::TurnSettings;
+
+/// What signaling needs to hand out TURN: where it is and how to sign.
+#[derive(Debug, Clone)]
+pub struct TurnOffer {
+    host: IpAddr,
+    udp_port: Option<u16>,
+    tcp_port: Option<u16>,
+    secret: String,
+    ttl: Duration,
+}
+
+impl TurnOffer {
+    /// `ice_servers` for one participant: `turn:` over UDP and TCP with a
+    /// REST username tied to the identity.
+    pub fn ice_servers(&self, identity: &str) -> Vec<lk::IceServer> {
+        let (username, credential) =
+            moim_turn::rest_credentials(&self.secret, identity, self.ttl, SystemTime::now());
+        let host = match self.host {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        let mut urls = Vec::new();
+        if let Some(p) = self.udp_port {
+            urls.push(format!("turn:{host}:{p}?transport=udp"));
+        }
+        if let Some(p) = self.tcp_port {
+            urls.push(format!("turn:{host}:{p}?transport=tcp"));
+        }
+        if urls.is_empty() {
+            return Vec::new();
+        }
+        vec![lk::IceServer {
+            urls,
+            username,
+            credential,
+        }]
+    }
+}
+
+/// Starts TURN. A port that is taken is reported and TURN is skipped, so
+/// media over UDP and ICE-TCP still works.
+pub async fn start(
+    settings: &TurnSettings,
+    bind: IpAddr,
+    announce: IpAddr,
+) -> Option<(TurnHandle, TurnOffer)> {
+    let secret = if settings.secret.is_empty() {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(raw)
+    } else {
+        settings.secret.clone()
+    };
+    let mut config = TurnConfig::new("moim", secret.clone(), bind);
+    config.udp_listen = Some(SocketAddr::new(bind, settings.port));
+    config.tcp_listen = Some(SocketAddr::new(bind, settings.port));
+    config.public_ip = Some(announce);
+    config.relay_port_range = settings.relay_port_range.clone();
+    // Relaying to moim's own media address is what TURN is for here.
+    config.peer_policy.allow(announce);
+    if bind != announce {
+        config.peer_policy.allow(bind);
+    }
+    if settings.dangerous_allow_private_peers {
+        config.peer_policy.dangerous().allow_private_peers(true);
+    }
+    match moim_turn::spawn(config).await {
+        Ok(handle) => {
+            info!(udp = ?handle.udp_addr, tcp = ?handle.tcp_addr, "embedded TURN started");
+            let offer = TurnOffer {
+                host: announce,
+                udp_port: handle.udp_addr.map(|a| a.port()),
+                tcp_port: handle.tcp_addr.map(|a| a.port()),
+                secret,
+                ttl: settings.credential_ttl,
+            };
+            Some((handle, offer))
+        }
+        Err(e) => {
+            warn!("embedded TURN is off: {e}. Clients behind firewalls that block UDP may not connect; free the port or set turn.port");
+            None
+        }
+    }
+}

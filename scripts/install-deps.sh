@@ -21,3 +21,5 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2
 pkill -x turnserver >/dev/null 2>&1 || true
 
 tests/browser/install.sh
+# The server SDK suite (livekit-server-sdk).
+(cd tests/sdk && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })

@@ -16,3 +16,5 @@ cargo test --workspace 2>&1 | tee target/cargo-test.log
 echo "== browser tests (livekit-client in Chromium)"
 cargo build -p moim
 (cd tests/browser && node --test run.mjs)
+echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"
+(cd tests/sdk && node --experimental-websocket --test --test-concurrency=1)

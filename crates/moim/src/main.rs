@@ -28,12 +28,36 @@ enum Cmd {
         #[command(subcommand)]
         command: cli::token::TokenCmd,
     },
+    /// Rooms on a running server (RoomService API).
+    Rooms {
+        #[command(flatten)]
+        api: cli::api::ApiArgs,
+        #[command(subcommand)]
+        command: cli::rooms::RoomsCmd,
+    },
+    /// Participants of a room on a running server.
+    Participants {
+        #[command(flatten)]
+        api: cli::api::ApiArgs,
+        #[command(subcommand)]
+        command: cli::participants::ParticipantsCmd,
+    },
+    /// Data packets from the server to a room.
+    Data {
+        #[command(flatten)]
+        api: cli::api::ApiArgs,
+        #[command(subcommand)]
+        command: cli::data::DataCmd,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Serve(args) => cli::serve::run(args),
         Cmd::Token { command } => cli::token::run(command),
+        Cmd::Rooms { api, command } => cli::rooms::run(api, command),
+        Cmd::Participants { api, command } => cli::participants::run(api, command),
+        Cmd::Data { api, command } => cli::data::run(api, command),
     }
 }
 

@@ -1,4 +1,8 @@
 //! One module per `moim` subcommand.
 
+pub mod api;
+pub mod data;
+pub mod participants;
+pub mod rooms;
 pub mod serve;
 pub mod token;

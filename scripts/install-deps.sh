@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: Chromium (browser
-# tests), coturn's client tools (TURN tests) and the browser suite's npm
-# packages. Idempotent: it installs only what is missing.
+# tests), coturn's client tools (TURN tests), iproute2 and nftables (network
+# namespace tests) and the browser suite's npm packages. Idempotent: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

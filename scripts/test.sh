@@ -18,3 +18,4 @@ cargo build -p moim
 (cd tests/browser && node --test run.mjs)
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"
 (cd tests/sdk && node --experimental-websocket --test --test-concurrency=1)
+echo "== network-namespace tests (UDP blocked, server behind NAT; root)" && tests/netns/run.sh

@@ -31,6 +31,11 @@ pub struct ServerConfig {
     /// Discover the announced address with STUN (`--use-external-ip`).
     pub use_external_ip: bool,
     pub stun_servers: Vec<std::net::SocketAddr>,
+    /// HTTPS/WSS and TURN/TLS; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// The name clients use for this server (certificate name), used in
+    /// `turns:` URLs. Defaults to the announced IP.
+    pub domain: Option<String>,
     /// The embedded TURN server; `None` disables it.
     pub turn: Option<TurnSettings>,
 }
@@ -43,6 +48,8 @@ pub struct TurnSettings {
     /// Shared secret of the REST credentials. Generated at start-up when
     /// empty; a cluster must configure the same secret on every node.
     pub secret: String,
+    /// TURN over TLS port (5349), used when TLS is configured; 0 picks one.
+    pub tls_port: u16,
     /// How long handed-out credentials stay valid.
     pub credential_ttl: Duration,
     pub relay_port_range: std::ops::RangeInclusive<u16>,
@@ -55,6 +62,7 @@ impl Default for TurnSettings {
     fn default() -> Self {
         Self {
             port: 3478,
+            tls_port: 5349,
             secret: String::new(),
             credential_ttl: Duration::from_secs(24 * 3600),
             relay_port_range: 50000..=60000,
@@ -81,6 +89,8 @@ impl ServerConfig {
             webhook_urls: Vec::new(),
             webhook_api_key: None,
             use_external_ip: false,
+            tls: None,
+            domain: None,
             stun_servers: Vec::new(),
             turn: Some(TurnSettings::default()),
         }

@@ -11,6 +11,7 @@ mod room_service;
 mod room_signal;
 mod rooms;
 mod signal;
+pub mod tls;
 mod turn;
 mod twirp;
 pub mod webhook;
@@ -44,6 +45,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("--use-external-ip: {0}")]
     Discovery(#[from] announce::DiscoveryError),
     #[error("HTTP server failed: {0}")]
@@ -57,7 +60,9 @@ pub struct Server {
     pub tcp_addr: Option<SocketAddr>,
     pub turn_udp_addr: Option<SocketAddr>,
     pub turn_tcp_addr: Option<SocketAddr>,
+    pub turn_tls_addr: Option<SocketAddr>,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     _turn: Option<moim_turn::TurnHandle>,
     state: AppState,
 }
@@ -101,9 +106,18 @@ impl Server {
             .await
             .map_err(|source| ServeError::BindHttp { addr, source })?;
         let http_addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let tls_config = match &config.tls {
+            Some(t) => Some(tls::server_config(t)?),
+            None => None,
+        };
+        let tls_host = config
+            .domain
+            .clone()
+            .unwrap_or_else(|| config.announce_ip().to_string());
+        let turn_tls = tls_config.clone().map(|c| (c, tls_host));
         let (turn_handle, turn_offer) = match &config.turn {
             Some(settings) => {
-                match turn::start(settings, config.bind, config.announce_ip()).await {
+                match turn::start(settings, config.bind, config.announce_ip(), turn_tls).await {
                     Some((h, o)) => (Some(h), Some(o)),
                     None => (None, None),
                 }
@@ -116,7 +130,9 @@ impl Server {
             tcp_addr: media.tcp_addr(),
             turn_udp_addr: turn_handle.as_ref().and_then(|h| h.udp_addr),
             turn_tcp_addr: turn_handle.as_ref().and_then(|h| h.tcp_addr),
+            turn_tls_addr: turn_handle.as_ref().and_then(|h| h.tls_addr),
             listener,
+            tls: tls_config,
             _turn: turn_handle,
             state: AppState {
                 rooms: RoomRegistry::with_webhooks(webhook::Notifier::start(
@@ -132,8 +148,14 @@ impl Server {
     pub async fn run(self) -> Result<(), ServeError> {
         let _turn = self._turn;
         info!(http = %self.http_addr, udp = %self.udp_addr, tcp = ?self.tcp_addr, version = SERVER_VERSION, "moim is serving");
-        axum::serve(self.listener, http::router(self.state))
-            .await
-            .map_err(ServeError::Serve)
+        let app = http::router(self.state);
+        match self.tls {
+            Some(cfg) => tls::serve(self.listener, app, cfg)
+                .await
+                .map_err(ServeError::Serve),
+            None => axum::serve(self.listener, app)
+                .await
+                .map_err(ServeError::Serve),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! every client in `ice_servers` with fresh time-limited credentials.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -18,6 +19,8 @@ pub struct TurnOffer {
     host: IpAddr,
     udp_port: Option<u16>,
     tcp_port: Option<u16>,
+    tls_port: Option<u16>,
+    tls_host: String,
     secret: String,
     ttl: Duration,
 }
@@ -39,6 +42,9 @@ impl TurnOffer {
         if let Some(p) = self.tcp_port {
             urls.push(format!("turn:{host}:{p}?transport=tcp"));
         }
+        if let Some(p) = self.tls_port {
+            urls.push(format!("turns:{}:{p}?transport=tcp", self.tls_host));
+        }
         if urls.is_empty() {
             return Vec::new();
         }
@@ -56,6 +62,7 @@ pub async fn start(
     settings: &TurnSettings,
     bind: IpAddr,
     announce: IpAddr,
+    tls: Option<(Arc<rustls::ServerConfig>, String)>,
 ) -> Option<(TurnHandle, TurnOffer)> {
     let secret = if settings.secret.is_empty() {
         let mut raw = [0u8; 32];
@@ -68,6 +75,11 @@ pub async fn start(
     config.udp_listen = Some(SocketAddr::new(bind, settings.port));
     config.tcp_listen = Some(SocketAddr::new(bind, settings.port));
     config.public_ip = Some(announce);
+    let tls_host = tls
+        .as_ref()
+        .map(|(_, host)| host.clone())
+        .unwrap_or_default();
+    config.tls_listen = tls.map(|(cfg, _)| (SocketAddr::new(bind, settings.tls_port), cfg));
     config.relay_port_range = settings.relay_port_range.clone();
     // Relaying to moim's own media address is what TURN is for here.
     config.peer_policy.allow(announce);
@@ -84,6 +96,8 @@ pub async fn start(
                 host: announce,
                 udp_port: handle.udp_addr.map(|a| a.port()),
                 tcp_port: handle.tcp_addr.map(|a| a.port()),
+                tls_port: handle.tls_addr.map(|a| a.port()),
+                tls_host,
                 secret,
                 ttl: settings.credential_ttl,
             };

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use moim_proto::token::KeyStore;
+use moim_server::tls::TlsSettings;
 use moim_server::{ServerConfig, TurnSettings};
 use serde::Deserialize;
 
@@ -24,6 +25,9 @@ pub struct FileSettings {
     pub room: RoomSettings,
     #[serde(default)]
     pub turn: TurnFileSettings,
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub tls: TlsFileSettings,
     /// API key → secret.
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
@@ -41,7 +45,17 @@ pub struct RtcSettings {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct TlsFileSettings {
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TurnFileSettings {
+    pub tls_port: Option<u16>,
     pub enabled: Option<bool>,
     pub port: Option<u16>,
     pub secret: Option<String>,
@@ -75,6 +89,8 @@ pub enum SettingsError {
         value: String,
         why: String,
     },
+    #[error("TLS needs both a certificate and a key: set tls.cert and tls.key (or --tls-cert and --tls-key)")]
+    TlsPair,
     #[error("STUN server \"{0}\" is not host:port, or the host does not resolve")]
     StunServer(String),
     #[error("{0}")]
@@ -106,6 +122,11 @@ pub struct FlagSettings {
     pub rtc_tcp_port: Option<u16>,
     pub node_ip: Option<IpAddr>,
     pub keys: Vec<(String, String)>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_self_signed: bool,
+    pub domain: Option<String>,
+    pub turn_tls_port: Option<u16>,
     pub use_external_ip: bool,
     pub stun_servers: Vec<String>,
     pub turn_port: Option<u16>,
@@ -270,6 +291,35 @@ pub fn resolve(
             .and_then(|mut a| a.next())
             .ok_or_else(|| SettingsError::StunServer(s.clone()))?;
         c.stun_servers.push(addr);
+    }
+    // TLS: flags over environment over file.
+    let cert = flags
+        .tls_cert
+        .clone()
+        .or(env("MOIM_TLS_CERT").map(Into::into))
+        .or(file.tls.cert.clone());
+    let key = flags
+        .tls_key
+        .clone()
+        .or(env("MOIM_TLS_KEY").map(Into::into))
+        .or(file.tls.key.clone());
+    c.domain = flags
+        .domain
+        .clone()
+        .or(env("MOIM_DOMAIN"))
+        .or(file.domain.clone());
+    c.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsSettings::Files { cert, key }),
+        (None, None) if flags.tls_self_signed || file.tls.self_signed => {
+            let mut names = moim_server::tls::default_names(c.announce_ip());
+            names.extend(c.domain.clone());
+            Some(TlsSettings::SelfSigned { names })
+        }
+        (None, None) => None,
+        _ => return Err(SettingsError::TlsPair),
+    };
+    if let Some(v) = flags.turn_tls_port.or(file.turn.tls_port) {
+        turn.tls_port = v;
     }
     if let Some(v) = flags.turn_port {
         turn.port = v;

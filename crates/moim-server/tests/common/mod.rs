@@ -11,6 +11,7 @@ pub struct TestServer {
     pub url: String,
     pub http: SocketAddr,
     pub udp: SocketAddr,
+    pub turn_tls: Option<SocketAddr>,
 }
 
 pub async fn start() -> TestServer {
@@ -35,9 +36,11 @@ pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         .expect("server binds on loopback");
     let http = server.http_addr;
     let udp = server.udp_addr;
+    let turn_tls = server.turn_tls_addr;
     tokio::spawn(server.run());
     TestServer {
         url: format!("ws://{http}"),
+        turn_tls,
         http,
         udp,
     }

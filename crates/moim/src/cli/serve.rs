@@ -33,6 +33,21 @@ pub struct ServeArgs {
     /// The IP clients reach the media ports at (the public IP behind NAT).
     #[arg(long)]
     node_ip: Option<IpAddr>,
+    /// TLS certificate chain (PEM, leaf first) for HTTPS/WSS and TURN/TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate (LAN and development).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// The host name clients use (certificate name; used in turns: URLs).
+    #[arg(long)]
+    domain: Option<String>,
+    /// TURN over TLS port (5349), when TLS is on.
+    #[arg(long)]
+    turn_tls_port: Option<u16>,
     /// Discover the public IP with STUN and announce it (behind NAT).
     #[arg(long)]
     use_external_ip: bool,
@@ -82,6 +97,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         rtc_tcp_port: args.rtc_tcp_port,
         node_ip: args.node_ip,
         keys,
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        tls_self_signed: args.tls_self_signed,
+        domain: args.domain.clone(),
+        turn_tls_port: args.turn_tls_port,
         use_external_ip: args.use_external_ip,
         stun_servers: args.stun_servers.clone(),
         turn_port: args.turn_port,

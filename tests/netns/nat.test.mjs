@@ -104,7 +104,7 @@ table ip moimnat {
     }
     const after = natCounters();
     t.diagnostic(`NAT port forwards matched: udp ${after.udp - before.udp}, tcp ${after.tcp - before.tcp} new flows`);
-    console.log(`# NAT with --node-ip ${OUTSIDE}: media flowed; path ${[...new Set(paths)].join('; ')}; framesDecoded A=${res.pages.A.framesDecoded[2]} B=${res.pages.B.framesDecoded[2]}`);
+    console.log(`NAT with --node-ip ${OUTSIDE}: media flowed; path ${[...new Set(paths)].join('; ')}; framesDecoded A=${res.pages.A.framesDecoded[2]} B=${res.pages.B.framesDecoded[2]}`);
   });
 
   test('without --node-ip: media fails and the start-up log names the private announced address', { timeout: 100_000 }, async (t) => {
@@ -122,6 +122,6 @@ table ip moimnat {
       assert.equal(p.framesDecoded[0], 0, `page ${me} decoded video although moim announced its private address ${INSIDE}\n${diag()}`);
       assert.equal(p.audioPackets, 0, `page ${me} received audio although moim announced its private address ${INSIDE}\n${diag()}`);
     }
-    console.log(`# NAT without --node-ip: no media in ${OBSERVE_MS / 1000} s as expected; moim warned: announces the private address ${INSIDE}`);
+    console.log(`NAT without --node-ip: no media in ${OBSERVE_MS / 1000} s as expected; moim warned: announces the private address ${INSIDE}`);
   });
 });

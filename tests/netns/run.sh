@@ -10,14 +10,27 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export MOIM_NETNS_PREFIX="moimnt$$-"
 
+runner=
+# Kills a process and its descendants (by pid; only what this script started).
+kill_tree() {
+  local sig=$1 pid=$2 child
+  for child in $(pgrep -P "$pid" 2>/dev/null); do kill_tree "$sig" "$child"; done
+  kill "-$sig" "$pid" 2>/dev/null || true
+}
 cleanup() {
   local ns pid
+  if [[ -n "$runner" ]] && kill -0 "$runner" 2>/dev/null; then
+    kill_tree TERM "$runner" # the test files remove their namespaces on SIGTERM
+    sleep 2
+    kill_tree KILL "$runner"
+  fi
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${MOIM_NETNS_PREFIX}" || true); do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [[ $(id -u) -ne 0 ]]; then echo "tests/netns: must run as root (ip netns, nftables)" >&2; exit 1; fi
 for tool in ip nft node; do
@@ -28,5 +41,11 @@ if [[ "${MOIM_NETNS_NO_BUILD:-}" != 1 ]]; then
 fi
 ../browser/install.sh
 mkdir -p out
-# The whole suite is bounded; each test also has its own timeout.
-timeout -k 10 170 node --test --test-concurrency=1 udp-blocked.test.mjs nat.test.mjs
+# The whole suite is bounded; each test also has its own timeout. The runner runs in the
+# background so that a signal to this script triggers the cleanup at once.
+timeout -k 10 170 node --test --test-concurrency=1 udp-blocked.test.mjs nat.test.mjs &
+runner=$!
+rc=0
+wait "$runner" || rc=$?
+runner=
+exit "$rc"

@@ -81,7 +81,7 @@ table inet moimblock {
         }
       }
       const paths = [...new Set(['A', 'B'].flatMap((me) => res.pages[me].pcs.map(describePair)))];
-      console.log(`# UDP blocked, ${label}: media flowed; path ${paths.join('; ')}; framesDecoded A=${res.pages.A.framesDecoded[2]} B=${res.pages.B.framesDecoded[2]}; ${dropped} UDP packets dropped`);
+      console.log(`UDP blocked, ${label}: media flowed; path ${paths.join('; ')}; framesDecoded A=${res.pages.A.framesDecoded[2]} B=${res.pages.B.framesDecoded[2]}; ${dropped} UDP packets dropped`);
       return res;
     } finally {
       await server.stop();

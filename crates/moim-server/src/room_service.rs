@@ -69,7 +69,7 @@ async fn call(
     }
     match method {
         "CreateRoom" => rpc!(req: lk::CreateRoomRequest => {
-            authorize(&claims, Need::RoomCreate)?;
+            authorize(&claims, Need::Create)?;
             if req.name.is_empty() {
                 return Err(TwirpError::InvalidArgument("CreateRoom needs a room name".into()));
             }
@@ -82,7 +82,7 @@ async fn call(
             room_of(reply)?
         }),
         "ListRooms" => rpc!(req: lk::ListRoomsRequest => {
-            authorize(&claims, Need::RoomList)?;
+            authorize(&claims, Need::List)?;
             let mut rooms = Vec::new();
             for (name, tx) in state.rooms.snapshot() {
                 if !req.names.is_empty() && !req.names.contains(&name) {
@@ -97,29 +97,29 @@ async fn call(
             lk::ListRoomsResponse { rooms }
         }),
         "DeleteRoom" => rpc!(req: lk::DeleteRoomRequest => {
-            authorize(&claims, Need::RoomCreate)?;
+            authorize(&claims, Need::Create)?;
             let tx = state.rooms.remove(&req.room).ok_or_else(|| TwirpError::room_not_found(&req.room))?;
             ask(&tx, &req.room, AdminRequest::Delete).await?;
             lk::DeleteRoomResponse {}
         }),
         "ListParticipants" => rpc!(req: lk::ListParticipantsRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             match admin(state, &req.room, AdminRequest::ListParticipants).await? {
                 AdminReply::Participants(participants) => lk::ListParticipantsResponse { participants },
                 other => return Err(unexpected(other)),
             }
         }),
         "GetParticipant" => rpc!(req: lk::RoomParticipantIdentity => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             participant_of(admin(state, &req.room, AdminRequest::GetParticipant(req.identity)).await?)?
         }),
         "RemoveParticipant" => rpc!(req: lk::RoomParticipantIdentity => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             admin(state, &req.room, AdminRequest::RemoveParticipant(req.identity)).await?;
             lk::RemoveParticipantResponse {}
         }),
         "MutePublishedTrack" => rpc!(req: lk::MuteRoomTrackRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             let request = AdminRequest::Mute { identity: req.identity, track_sid: req.track_sid, muted: req.muted };
             match admin(state, &req.room, request).await? {
                 AdminReply::Track(t) => lk::MuteRoomTrackResponse { track: Some(t) },
@@ -127,24 +127,24 @@ async fn call(
             }
         }),
         "UpdateParticipant" => rpc!(req: lk::UpdateParticipantRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             let room = req.room.clone();
             participant_of(admin(state, &room, AdminRequest::UpdateParticipant(req)).await?)?
         }),
         "UpdateSubscriptions" => rpc!(req: lk::UpdateSubscriptionsRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             let room = req.room.clone();
             admin(state, &room, AdminRequest::UpdateSubscriptions(req)).await?;
             lk::UpdateSubscriptionsResponse {}
         }),
         "SendData" => rpc!(req: lk::SendDataRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             let room = req.room.clone();
             admin(state, &room, AdminRequest::SendData(req)).await?;
             lk::SendDataResponse {}
         }),
         "UpdateRoomMetadata" => rpc!(req: lk::UpdateRoomMetadataRequest => {
-            authorize(&claims, Need::RoomAdmin(&req.room))?;
+            authorize(&claims, Need::Admin(&req.room))?;
             room_of(admin(state, &req.room, AdminRequest::UpdateRoomMetadata(req.metadata)).await?)?
         }),
         _ => Err(TwirpError::BadRoute(format!(

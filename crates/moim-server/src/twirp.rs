@@ -190,24 +190,27 @@ pub fn authenticate(keys: &KeyStore, headers: &HeaderMap) -> Result<Claims, Twir
 
 /// The grant a RoomService method needs, as LiveKit checks it.
 pub enum Need<'a> {
-    RoomCreate,
-    RoomList,
-    RoomAdmin(&'a str),
+    /// `roomCreate`.
+    Create,
+    /// `roomList`.
+    List,
+    /// `roomAdmin` for this room.
+    Admin(&'a str),
 }
 
 pub fn authorize(claims: &Claims, need: Need<'_>) -> Result<(), TwirpError> {
     let v = &claims.video;
     match need {
-        Need::RoomCreate if !v.room_create => Err(TwirpError::PermissionDenied(
+        Need::Create if !v.room_create => Err(TwirpError::PermissionDenied(
             "this token lacks the roomCreate grant, which creating and deleting rooms needs".into(),
         )),
-        Need::RoomList if !v.room_list => Err(TwirpError::PermissionDenied(
+        Need::List if !v.room_list => Err(TwirpError::PermissionDenied(
             "this token lacks the roomList grant, which listing rooms needs".into(),
         )),
-        Need::RoomAdmin(_) if !v.room_admin => Err(TwirpError::PermissionDenied(
+        Need::Admin(_) if !v.room_admin => Err(TwirpError::PermissionDenied(
             "this token lacks the roomAdmin grant, which managing a room's participants needs".into(),
         )),
-        Need::RoomAdmin(room) if v.room != room => Err(TwirpError::PermissionDenied(format!(
+        Need::Admin(room) if v.room != room => Err(TwirpError::PermissionDenied(format!(
             "this token's room grant is \"{}\" but the request is for room \"{room}\"; mint a token with room \"{room}\"",
             v.room
         ))),

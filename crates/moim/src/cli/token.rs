@@ -169,7 +169,9 @@ mod tests {
         assert!(g.room_admin && g.room_list && !g.can_publish() && !g.room_join);
         let j = parse_grant(r#"{"roomCreate":true,"room":"r"}"#).expect("json");
         assert!(j.room_create && j.room == "r");
-        assert!(parse_grant("roomAdmn").unwrap_err().contains("roomAdmin"));
+        assert!(parse_grant("roomAdmn")
+            .expect_err("typo")
+            .contains("roomAdmin"));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));

@@ -507,6 +507,17 @@ impl Client {
             .await
     }
 
+    /// The latency samples of every received stream, merged (for load tests that aggregate
+    /// percentiles over many subscribers).
+    pub fn latency_histogram(&self) -> crate::stats::LatencyHistogram {
+        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut h = crate::stats::LatencyHistogram::default();
+        for e in s.rx.values() {
+            h.merge(e.stats.latency_histogram());
+        }
+        h
+    }
+
     /// A snapshot of the media and signalling counters.
     pub fn stats(&self) -> ClientStats {
         let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());

@@ -68,6 +68,43 @@ impl LatencyHistogram {
         self.max_us = self.max_us.max(us);
     }
 
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Add another histogram's samples to this one (to aggregate over streams or clients).
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += *b;
+        }
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// The samples recorded after `earlier` was taken from this same histogram (bucket-wise
+    /// difference). Min and max become bucket bounds, since exact values cannot be subtracted.
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        let mut h = LatencyHistogram::default();
+        for (i, (a, b)) in self.buckets.iter().zip(&earlier.buckets).enumerate() {
+            let n = a.saturating_sub(*b);
+            if n == 0 {
+                continue;
+            }
+            h.buckets[i] = n;
+            h.count += u64::from(n);
+            let lo = i as u64 * HIST_BUCKET_US;
+            h.min_us = h.min_us.min(lo.max(self.min_us));
+            h.max_us = h
+                .max_us
+                .max(((i as u64 + 1) * HIST_BUCKET_US).min(self.max_us));
+        }
+        h.sum_us = self.sum_us.saturating_sub(earlier.sum_us);
+        h
+    }
+
     /// Value below which `q` (0..=1) of the samples fall, to bucket precision.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         if self.count == 0 {
@@ -85,7 +122,8 @@ impl LatencyHistogram {
         Some(Duration::from_micros(self.max_us))
     }
 
-    fn summary(&self) -> Option<LatencySummary> {
+    /// Count, min, mean, p50, p99 and max; `None` without samples.
+    pub fn summary(&self) -> Option<LatencySummary> {
         (self.count > 0).then(|| LatencySummary {
             samples: self.count,
             min: Duration::from_micros(self.min_us),
@@ -181,6 +219,11 @@ impl RtpReceiveStats {
         if let Some(l) = latency_us {
             self.latency.record(l);
         }
+    }
+
+    /// The end-to-end latency samples of this stream.
+    pub fn latency_histogram(&self) -> &LatencyHistogram {
+        &self.latency
     }
 
     /// Snapshot.
@@ -280,6 +323,24 @@ mod tests {
         }
         let j = wobbly.snapshot().jitter.as_secs_f64() * 1000.0;
         assert!((3.8..=4.2).contains(&j), "jitter {j} ms");
+    }
+
+    #[test]
+    fn histograms_merge_and_subtract() {
+        let mut a = LatencyHistogram::default();
+        let mut b = LatencyHistogram::default();
+        for us in [150, 250, 350] {
+            a.record(us);
+        }
+        b.record(5_000);
+        let before = a.clone();
+        a.record(1_050);
+        a.merge(&b);
+        assert_eq!(a.count(), 5);
+        let d = a.since(&before);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.quantile(0.5), Some(Duration::from_micros(1_100)));
+        assert_eq!(d.quantile(1.0), Some(Duration::from_micros(5_000)));
     }
 
     #[test]

@@ -23,6 +23,8 @@ struct Cli {
 enum Cmd {
     /// Run the server (signaling, SFU).
     Serve(cli::serve::ServeArgs),
+    /// Synthetic publishers and measuring subscribers against a running server.
+    LoadTest(cli::loadtest::LoadTestArgs),
     /// Access tokens.
     Token {
         #[command(subcommand)]
@@ -54,6 +56,7 @@ enum Cmd {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Serve(args) => cli::serve::run(args),
+        Cmd::LoadTest(args) => cli::loadtest::run(args),
         Cmd::Token { command } => cli::token::run(command),
         Cmd::Rooms { api, command } => cli::rooms::run(api, command),
         Cmd::Participants { api, command } => cli::participants::run(api, command),

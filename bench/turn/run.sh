@@ -95,7 +95,8 @@ for srv in $SERVERS; do
 done
 
 echo
-echo "median of $REPS runs (us/pkt = server CPU per relayed packet; pkt/s = received / uclient wall time;\n tx_s = uclient's own whole-second "Total transmit time", wall_s also covers allocation setup)"
+echo "median of $REPS runs (us/pkt = server CPU per relayed packet; pkt/s = received / uclient wall time;"
+echo " tx_s = uclient's own whole-second "Total transmit time", wall_s also covers allocation setup)"
 printf '%-7s %9s %8s %9s %6s %9s %10s %8s\n' server recv lost wall_s tx_s cpu_s us/pkt pkt/s
 for srv in $SERVERS; do
   med() { awk -F'\t' -v s="$srv" -v k="$1" '$1 == s {print $k}' "$RESULTS" | sort -g |

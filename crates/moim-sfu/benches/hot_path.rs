@@ -162,7 +162,9 @@ fn srtp(c: &mut Criterion) {
     let gcm = provider.srtp_provider.aead_aes_128_gcm();
     let key = [0x42u8; 16];
     let iv = [7u8; 12];
-    let header = [0x80u8, 0x60, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef];
+    let header = [
+        0x80u8, 0x60, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef,
+    ];
     let payload = vec![0x5au8; 1100];
     let mut sealed = vec![0u8; payload.len() + 16];
     let mut enc = gcm.create_cipher(key, true);
@@ -196,8 +198,13 @@ fn srtp(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(small.len() as u64));
     g.bench_function("aes128gcm_protect_100B_audio", |b| {
         b.iter(|| {
-            enc.encrypt(&iv, black_box(&header), black_box(&small), &mut small_sealed)
-                .expect("encrypt");
+            enc.encrypt(
+                &iv,
+                black_box(&header),
+                black_box(&small),
+                &mut small_sealed,
+            )
+            .expect("encrypt");
         })
     });
     g.finish();

@@ -6,68 +6,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// The `video` grant of a LiveKit token.
-///
-/// `can_publish`, `can_subscribe` and `can_publish_data` are `Option`s because LiveKit treats a
-/// missing field as `true`; a test that wants to deny them sets `Some(false)`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VideoGrant {
-    #[serde(skip_serializing_if = "is_false")]
-    pub room_create: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub room_list: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub room_record: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub room_admin: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub room_join: bool,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub room: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub can_publish: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub can_subscribe: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub can_publish_data: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub can_publish_sources: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub can_update_own_metadata: Option<bool>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub ingress_admin: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub hidden: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub recorder: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub agent: bool,
-}
-
-/// The full claim set of a LiveKit token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub nbf: u64,
-    pub exp: u64,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub metadata: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub video: Option<VideoGrant>,
-}
+/// The claim and grant types are the server's own, so client and server can
+/// never disagree on a field name.
+pub use moim_proto::token::{Claims, VideoGrant};
 
 /// Builder for an HS256 access token.
 ///
@@ -133,7 +77,7 @@ impl AccessToken {
 
     /// Grant `roomJoin` for `room`, keeping the other grant fields.
     pub fn room_join(mut self, room: &str) -> Self {
-        let grant = self.claims.video.get_or_insert_with(VideoGrant::default);
+        let grant = &mut self.claims.video;
         grant.room_join = true;
         grant.room = room.to_owned();
         self
@@ -141,7 +85,7 @@ impl AccessToken {
 
     /// Replace the whole video grant.
     pub fn grant(mut self, grant: VideoGrant) -> Self {
-        self.claims.video = Some(grant);
+        self.claims.video = grant;
         self
     }
 
@@ -216,7 +160,7 @@ mod tests {
         assert_eq!(claims.iss, "devkey");
         assert_eq!(claims.sub, "bob");
         assert_eq!(claims.name, "Bob");
-        assert_eq!(claims.video, Some(grant));
+        assert_eq!(claims.video, grant);
         assert!(claims.exp > claims.nbf);
     }
 

@@ -128,12 +128,21 @@ pub fn check_and_report(announce: IpAddr, source: AnnounceSource, bind: IpAddr) 
     info!(%announce, ?source, "media candidates announce this address");
     let expects_outside = bind.is_unspecified() || !is_private(bind);
     if expects_outside && is_private(announce) {
-        warn!(
-            "moim listens on {bind} (clients from other networks are expected) but announces the private address {announce} \
-             in its ICE candidates. Clients outside this network will connect to signaling but never receive media. \
-             Set --node-ip to the public IP clients reach this host at (behind cloud NAT or Docker this is not the \
-             interface address), or use --use-external-ip with --stun-server."
-        );
+        if source == AnnounceSource::NodeIp {
+            warn!(
+                "the configured node IP {announce} is a private address. That is right when every client is on \
+                 this private network; clients coming from the internet will reach signaling but never receive \
+                 media. If they should, set --node-ip to the public IP that forwards to this host."
+            );
+        } else {
+            warn!(
+                "moim listens on {bind} (clients from other networks are expected) but announces the private \
+                 address {announce} in its ICE candidates. Clients outside this network will connect to \
+                 signaling but never receive media. Set --node-ip to the public IP clients reach this host at \
+                 (behind cloud NAT or Docker this is not the interface address), or use --use-external-ip \
+                 with --stun-server."
+            );
+        }
     }
     if announce.is_loopback() && !bind.is_loopback() {
         warn!("moim announces the loopback address {announce}; only clients on this machine can send media. Set --node-ip.");

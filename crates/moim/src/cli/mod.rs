@@ -2,8 +2,8 @@
 
 pub mod api;
 pub mod data;
+pub mod loadtest;
 pub mod participants;
 pub mod rooms;
-pub mod loadtest;
 pub mod serve;
 pub mod token;

@@ -131,7 +131,8 @@ impl Room {
                 Some(ev) = media_rx.recv() => self.on_media(ev),
                 _ = tick.tick() => {
                     self.expire_departed();
-                    if self.should_close() && registry.remove_if_same(&self.name, &me) {
+                    if self.should_close() {
+                        registry.remove_if_same(&self.name, &me);
                         break;
                     }
                 }

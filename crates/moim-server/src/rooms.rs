@@ -75,16 +75,15 @@ impl RoomRegistry {
         tx
     }
 
-    /// Called by a closing room; false if a newer room took the name.
-    pub fn remove_if_same(&self, name: &str, tx: &UnboundedSender<RoomInput>) -> bool {
+    /// Called by a closing room: forgets it, unless a newer room (after a
+    /// DeleteRoom) already took the name.
+    pub fn remove_if_same(&self, name: &str, tx: &UnboundedSender<RoomInput>) {
         let mut rooms = self.rooms.lock();
-        match rooms.get(name) {
-            Some(current) if current.same_channel(tx) => {
-                rooms.remove(name);
-                true
-            }
-            Some(_) => true,
-            None => true,
+        if rooms
+            .get(name)
+            .is_some_and(|current| current.same_channel(tx))
+        {
+            rooms.remove(name);
         }
     }
 }

@@ -35,6 +35,15 @@ impl Subscription {
     }
 }
 
+#[derive(Clone, Copy)]
+struct TrackCodec {
+    pt: Pt,
+    params: PayloadParams,
+    is_red: bool,
+    video: VideoCodec,
+    clock_rate: u32,
+}
+
 pub(crate) struct Track {
     pub key: TrackKey,
     pub publisher: PeerKey,
@@ -42,7 +51,9 @@ pub(crate) struct Track {
     pub participant_sid: String,
     pub kind: TrackKind,
     pub mid: Option<Mid>,
-    codec: Option<(Pt, VideoCodec, u32)>,
+    /// What the last payload type resolved to, so a packet of the same
+    /// type skips the codec table.
+    codec: Option<TrackCodec>,
     book: LayerBook,
     layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
     last_keyframe_request: [Option<Instant>; MAX_LAYERS],
@@ -147,15 +158,30 @@ impl Shard {
             return;
         };
         let pt = pkt.header.payload_type;
-        let Some((in_params, in_is_red)) = find_params(&publisher.rtc, pt) else {
-            return;
-        };
-        if track.codec.map(|c| c.0) != Some(pt) {
-            let spec = in_params.spec();
-            track.codec = Some((pt, video_codec(spec.codec), spec.clock_rate.get()));
-        }
-        let Some((_, codec, clock_rate)) = track.codec else {
-            return;
+        let cached = track.codec.filter(|c| c.pt == pt);
+        let TrackCodec {
+            params: in_params,
+            is_red: in_is_red,
+            video: codec,
+            clock_rate,
+            ..
+        } = match cached {
+            Some(c) => c,
+            None => {
+                let Some((params, is_red)) = find_params(&publisher.rtc, pt) else {
+                    return;
+                };
+                let spec = params.spec();
+                let c = TrackCodec {
+                    pt,
+                    params,
+                    is_red,
+                    video: video_codec(spec.codec),
+                    clock_rate: spec.clock_rate.get(),
+                };
+                track.codec = Some(c);
+                c
+            }
         };
         // The publisher's borrow ends here; subscribers live in the same map.
         track.layer_ssrc[layer] = Some(ssrc);

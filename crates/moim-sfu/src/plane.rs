@@ -189,7 +189,11 @@ impl UdpRouter {
                     continue
                 }
                 Err(e) => {
-                    warn!("media UDP socket failed, router stops: {e}");
+                    tracing::error!(
+                        "media UDP socket failed: {e}. No room receives UDP media until moim is \
+                         restarted; ICE-TCP and TURN/TCP clients are unaffected. Check the host's \
+                         network interface and the process's file limits, then restart moim"
+                    );
                     return;
                 }
             };

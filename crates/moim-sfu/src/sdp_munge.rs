@@ -29,44 +29,26 @@ pub fn rewrite_answer(
             .map(str::trim);
         let binding = mid.and_then(|m| bound.get(m));
         let is_spare = mid.is_some_and(|m| spare.iter().any(|s| s == m));
-        let mut wrote_msid = false;
+        // "<stream id> <track id>", the value of both a=msid and a=ssrc msid.
+        let msid =
+            binding.map(|b| format!("{}|{} {}", b.participant_sid, b.track_sid, b.track_sid));
         for line in &section {
-            if let Some(b) = binding {
+            if let Some(msid) = &msid {
                 if line.starts_with("a=msid:") {
-                    push_line(
-                        &mut out,
-                        &format!(
-                            "a=msid:{}|{} {}",
-                            b.participant_sid, b.track_sid, b.track_sid
-                        ),
-                    );
-                    wrote_msid = true;
+                    push_line(&mut out, &format!("a=msid:{msid}"));
                     continue;
                 }
                 if let Some(rest) = line.strip_prefix("a=ssrc:") {
                     if let Some((ssrc, attr)) = rest.split_once(' ') {
                         if attr.starts_with("msid:") {
-                            push_line(
-                                &mut out,
-                                &format!(
-                                    "a=ssrc:{ssrc} msid:{}|{} {}",
-                                    b.participant_sid, b.track_sid, b.track_sid
-                                ),
-                            );
+                            push_line(&mut out, &format!("a=ssrc:{ssrc} msid:{msid}"));
                             continue;
                         }
                     }
                 }
                 if line.starts_with("a=mid:") && !section.iter().any(|l| l.starts_with("a=msid:")) {
                     push_line(&mut out, line);
-                    push_line(
-                        &mut out,
-                        &format!(
-                            "a=msid:{}|{} {}",
-                            b.participant_sid, b.track_sid, b.track_sid
-                        ),
-                    );
-                    wrote_msid = true;
+                    push_line(&mut out, &format!("a=msid:{msid}"));
                     continue;
                 }
             } else if is_spare {
@@ -80,7 +62,6 @@ pub fn rewrite_answer(
             }
             push_line(&mut out, line);
         }
-        let _ = wrote_msid;
     }
     out
 }

@@ -162,15 +162,19 @@ async fn an_oversized_frame_closes_only_that_connection() {
     )
     .await
     .expect("join");
-    big.send_raw_ws(Message::Binary(vec![0u8; 3 * 1024 * 1024].into()))
-        .await
-        .expect("send");
-    big_ev
-        .wait_for(Duration::from_secs(5), |e| {
-            matches!(e, ClientEvent::SignalClosed { .. }).then_some(())
-        })
-        .await
-        .expect("the server closes a connection that sends a 3 MiB frame");
+    // The server may close the socket while the client is still writing the
+    // frame; then the write itself fails. Either way the connection ends.
+    let sent = big
+        .send_raw_ws(Message::Binary(vec![0u8; 3 * 1024 * 1024].into()))
+        .await;
+    if sent.is_ok() {
+        big_ev
+            .wait_for(Duration::from_secs(5), |e| {
+                matches!(e, ClientEvent::SignalClosed { .. }).then_some(())
+            })
+            .await
+            .expect("the server closes a connection that sends a 3 MiB frame");
+    }
     let (other, _ev) = Client::connect(
         &server.url,
         &common::token("o", "other"),

@@ -129,6 +129,9 @@ fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
     })
 }
 
+/// Bytes read from a signal WebSocket per read call.
+const SIGNAL_READ_BUFFER: usize = 8 * 1024;
+
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
 async fn rtc_v0(
@@ -169,6 +172,10 @@ async fn rtc_v1(
 fn upgrade(ws: WebSocketUpgrade, state: AppState, claims: Claims, params: JoinParams) -> Response {
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        // tungstenite allocates its read buffer up front, 128 KiB by default:
+        // half the memory of an idle participant. Signal messages are small;
+        // a large one still arrives, over several reads.
+        .read_buffer_size(SIGNAL_READ_BUFFER)
         .on_upgrade(move |socket| signal::run(socket, state, claims, params))
 }
 

@@ -244,12 +244,12 @@ impl Room {
                 Some(key) => return self.resume(key, connection, out, params.ice_servers),
                 None => {
                     // Unknown session: tell the client to start over.
-                    let _ = out.send(Outbound::Signal(Resp::Leave(lk::LeaveRequest {
+                    let _ = out.send(Outbound::Signal(Box::new(Resp::Leave(lk::LeaveRequest {
                         can_reconnect: true,
                         reason: lk::DisconnectReason::StateMismatch as i32,
                         action: lk::leave_request::Action::Reconnect as i32,
                         ..Default::default()
-                    })));
+                    }))));
                     let _ = out.send(Outbound::Close);
                     return Joined {
                         participant: 0,

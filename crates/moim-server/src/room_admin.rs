@@ -183,11 +183,11 @@ impl Room {
         }
         info!(room = %self.name, %identity, max, "join refused: the room is full");
         use crate::participant::Outbound;
-        let _ = out.send(Outbound::Signal(Resp::Leave(lk::LeaveRequest {
+        let _ = out.send(Outbound::Signal(Box::new(Resp::Leave(lk::LeaveRequest {
             reason: lk::DisconnectReason::JoinFailure as i32,
             action: lk::leave_request::Action::Disconnect as i32,
             ..Default::default()
-        })));
+        }))));
         let _ = out.send(Outbound::Close);
         Some(Joined {
             participant: 0,

@@ -61,12 +61,7 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
         tokio::select! {
             out = out_rx.recv() => match out {
                 Some(Outbound::Signal(msg)) => {
-                    let bytes = frame::encode_response(msg, format);
-                    let ws = match format {
-                        FrameFormat::Protobuf => Message::Binary(bytes.into()),
-                        FrameFormat::Json => Message::Text(Utf8Bytes::from(String::from_utf8_lossy(&bytes).into_owned())),
-                    };
-                    if sink.send(ws).await.is_err() {
+                    if sink.send(encode(*msg, format)).await.is_err() {
                         break;
                     }
                 }

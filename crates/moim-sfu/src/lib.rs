@@ -11,10 +11,12 @@ mod data;
 pub mod forward;
 mod peer;
 mod plane;
+mod rtc_factory;
 pub mod sdp_munge;
 mod shard;
 pub mod stun;
 mod track;
+mod udp_batch;
 
 pub use api::*;
 pub use plane::{MediaConfig, MediaError, MediaPlane};

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::api::{Command, RoomKey};
 use crate::shard::{Shard, ShardContext, ShardInput};
 use crate::stun;
+use crate::udp_batch::RecvBatch;
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -171,12 +172,11 @@ struct UdpRouter {
 
 impl UdpRouter {
     fn run(mut self) {
+        let mut batch = RecvBatch::new();
         let mut dropped: u64 = 0;
         loop {
-            let mut buf = self.recycle.try_recv().unwrap_or_default();
-            buf.resize(2048, 0);
-            let (n, source) = match self.socket.recv_from(&mut buf) {
-                Ok(r) => r,
+            let n = match batch.recv(&self.socket) {
+                Ok(n) => n,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -198,29 +198,41 @@ impl UdpRouter {
                 }
             };
             let at = Instant::now();
-            buf.truncate(n);
-            let shard = match stun::local_ufrag(&buf) {
-                Some(ufrag) => {
-                    let shard = self.routes.read().get(ufrag).copied();
-                    if let Some(s) = shard {
-                        self.by_addr.insert(source, s);
+            for i in 0..n {
+                let Some((source, bytes)) = batch.datagram(i) else {
+                    continue;
+                };
+                let Some(shard) = self.route(source, bytes) else {
+                    dropped += 1;
+                    if dropped.is_power_of_two() {
+                        debug!(%source, dropped, "datagrams from unknown addresses dropped");
                     }
-                    shard
-                }
-                None => self.by_addr.get(&source).copied(),
-            };
-            let Some(shard) = shard else {
-                dropped += 1;
-                if dropped.is_power_of_two() {
-                    debug!(%source, dropped, "datagrams from unknown addresses dropped");
-                }
-                continue;
-            };
-            if self.by_addr.len() > 100_000 {
-                // Addresses of departed peers; relearned from STUN on demand.
-                self.by_addr.clear();
+                    continue;
+                };
+                let spare = self.recycle.try_recv().unwrap_or_default();
+                let buf = batch.take(i, spare);
+                // A full shard queue drops the datagram, as a full socket
+                // buffer would: media is loss-tolerant, a blocked router is not.
+                let _ = self.shards[shard].try_send(ShardInput::Datagram { at, source, buf });
             }
-            let _ = self.shards[shard].try_send(ShardInput::Datagram { at, source, buf });
+        }
+    }
+
+    /// Known 5-tuples route in O(1); STUN from a new address by its ufrag.
+    fn route(&mut self, source: SocketAddr, bytes: &[u8]) -> Option<usize> {
+        match stun::local_ufrag(bytes) {
+            Some(ufrag) => {
+                let shard = self.routes.read().get(ufrag).copied();
+                if let Some(s) = shard {
+                    if self.by_addr.len() > 100_000 {
+                        // Addresses of departed peers; relearned from STUN on demand.
+                        self.by_addr.clear();
+                    }
+                    self.by_addr.insert(source, s);
+                }
+                shard
+            }
+            None => self.by_addr.get(&source).copied(),
         }
     }
 }

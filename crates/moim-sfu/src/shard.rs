@@ -11,13 +11,15 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tracing::{debug, info, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
 use crate::peer::{ExpectedTrack, Peer, SectionLabel};
+use crate::rtc_factory::RtcFactory;
 use crate::stun;
 use crate::track::{Subscription, Track};
+use crate::udp_batch::SendBatch;
 
 pub(crate) enum ShardInput {
     Datagram {
@@ -55,6 +57,13 @@ pub(crate) struct ShardContext {
 pub(crate) struct Shard {
     pub ctx: ShardContext,
     pub peers: HashMap<PeerKey, Peer>,
+    /// `/rtc` publisher PeerConnections that the client has not used yet. A
+    /// participant who only watches never offers on it, so building its
+    /// `Rtc` waits for the first offer, candidate or announced track.
+    dormant: HashMap<PeerKey, PeerSpec>,
+    factory: RtcFactory,
+    /// UDP datagrams produced by this pass of the loop, sent together.
+    outbox: SendBatch,
     by_ufrag: HashMap<String, PeerKey>,
     by_addr: HashMap<(Protocol, SocketAddr), PeerKey>,
     tcp_writers: HashMap<SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>,
@@ -67,9 +76,13 @@ pub(crate) struct Shard {
 
 impl Shard {
     pub fn new(ctx: ShardContext) -> Self {
+        let factory = RtcFactory::new(ctx.udp_candidate, ctx.tcp_candidate);
         Self {
             ctx,
             peers: HashMap::new(),
+            dormant: HashMap::new(),
+            factory,
+            outbox: SendBatch::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             tcp_writers: HashMap::new(),
@@ -101,6 +114,7 @@ impl Shard {
             }
             self.fire_timers(Instant::now());
             self.flush_dirty();
+            self.outbox.flush(&self.ctx.socket);
         }
         info!(shard = self.ctx.index, "media shard stopped");
     }
@@ -217,11 +231,7 @@ impl Shard {
 
     fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
         match proto {
-            Protocol::Udp => {
-                if let Err(e) = self.ctx.socket.send_to(contents, destination) {
-                    trace!(%destination, "udp send failed: {e}");
-                }
-            }
+            Protocol::Udp => self.outbox.push(&self.ctx.socket, contents, destination),
             _ => {
                 let Some(writer) = self.tcp_writers.get(&destination) else {
                     return;
@@ -273,6 +283,12 @@ impl Shard {
     }
 
     fn command(&mut self, cmd: Command) {
+        match &cmd {
+            Command::Offer { peer, .. }
+            | Command::Candidate { peer, .. }
+            | Command::ExpectTrack { peer, .. } => self.wake(*peer),
+            _ => {}
+        }
         match cmd {
             Command::AddPeer(spec) => self.add_peer(spec),
             Command::RemovePeer { peer } => self.close_peer(peer, false),
@@ -353,33 +369,30 @@ impl Shard {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.spec.can_publish_data = can_publish_data;
                 }
+                if let Some(spec) = self.dormant.get_mut(&peer) {
+                    spec.can_publish_data = can_publish_data;
+                }
             }
         }
     }
 
     fn add_peer(&mut self, spec: PeerSpec) {
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .enable_opus(true, true)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_vp9(true)
-            .enable_av1(true)
-            .build(Instant::now());
-        if let Ok(c) = Candidate::host(self.ctx.udp_candidate, "udp") {
-            rtc.add_local_candidate(c);
+        if spec.role == PeerRole::Publisher {
+            self.dormant.insert(spec.peer, spec);
+            return;
         }
-        if let Some(tcp) = self.ctx.tcp_candidate {
-            if let Ok(c) = Candidate::builder()
-                .tcp()
-                .host(tcp)
-                .tcptype(str0m::net::TcpType::Passive)
-                .build()
-            {
-                rtc.add_local_candidate(c);
-            }
+        self.build_peer(spec);
+    }
+
+    /// Builds a dormant publisher PeerConnection on its first use.
+    fn wake(&mut self, key: PeerKey) {
+        if let Some(spec) = self.dormant.remove(&key) {
+            self.build_peer(spec);
         }
+    }
+
+    fn build_peer(&mut self, spec: PeerSpec) {
+        let rtc = self.factory.build(spec.role, Instant::now());
         let key = spec.peer;
         let role = spec.role;
         self.rooms.entry(spec.room).or_default().push(key);
@@ -558,6 +571,7 @@ impl Shard {
 
     /// Forgets a peer and everything that hangs off it.
     fn close_peer(&mut self, key: PeerKey, notify: bool) {
+        self.dormant.remove(&key);
         let Some(peer) = self.peers.remove(&key) else {
             return;
         };

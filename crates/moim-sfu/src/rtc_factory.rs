@@ -1,0 +1,82 @@
+//! How a shard builds each str0m `Rtc`.
+//!
+//! Two choices here are about cost, measured in docs/BENCHMARKS.md:
+//! - One DTLS certificate per shard instead of one per PeerConnection. str0m
+//!   otherwise generates a key pair and signs a certificate for every `Rtc`,
+//!   which is work on every join and memory for every idle participant. A
+//!   server sharing its certificate across connections is normal (the
+//!   fingerprint in each SDP answer still authenticates the handshake).
+//! - A shorter video send history on PeerConnections that send to clients.
+//!   str0m keeps the last N packets of every outgoing video stream to answer
+//!   NACKs; its default of 1,000 held ~800 KiB per subscribed video stream.
+//!   300 packets is ~1.8 s at 1.5 Mb/s and ~0.7 s for a 4 Mb/s layer, far
+//!   beyond a retransmission's useful life at real-time latencies.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::crypto::dtls::DtlsCert;
+use str0m::net::TcpType;
+use str0m::{Candidate, Rtc};
+
+use crate::api::PeerRole;
+
+/// Outgoing video packets kept per stream for retransmission.
+pub(crate) const VIDEO_SEND_HISTORY: usize = 300;
+
+pub(crate) struct RtcFactory {
+    cert: Option<DtlsCert>,
+    udp_candidate: SocketAddr,
+    tcp_candidate: Option<SocketAddr>,
+}
+
+impl RtcFactory {
+    pub fn new(udp_candidate: SocketAddr, tcp_candidate: Option<SocketAddr>) -> Self {
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate();
+        if cert.is_none() {
+            tracing::warn!(
+                "the crypto provider could not generate a shared DTLS certificate; every \
+                 PeerConnection will generate its own, which makes joins slower"
+            );
+        }
+        Self {
+            cert,
+            udp_candidate,
+            tcp_candidate,
+        }
+    }
+
+    pub fn build(&self, role: PeerRole, now: Instant) -> Rtc {
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .enable_opus(true, true)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_vp9(true)
+            .enable_av1(true);
+        if let Some(cert) = &self.cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        if role.receives() {
+            config = config.set_send_buffer_video(VIDEO_SEND_HISTORY);
+        }
+        let mut rtc = config.build(now);
+        if let Ok(c) = Candidate::host(self.udp_candidate, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        if let Some(tcp) = self.tcp_candidate {
+            if let Ok(c) = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+            {
+                rtc.add_local_candidate(c);
+            }
+        }
+        rtc
+    }
+}

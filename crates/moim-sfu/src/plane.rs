@@ -77,6 +77,7 @@ impl MediaPlane {
             None => None,
         };
         let tcp_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        size_socket_buffers(&socket);
         let socket = Arc::new(socket);
         let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
         let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(SHARD_QUEUE);
@@ -234,6 +235,43 @@ impl UdpRouter {
             }
             None => self.by_addr.get(&source).copied(),
         }
+    }
+}
+
+/// Kernel buffer asked for on the media socket, each direction. The default
+/// (~208 KiB) holds a few frames of one HD stream; a shard's send batch or a
+/// burst of keyframes from several publishers overflows it.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+fn size_socket_buffers(socket: &UdpSocket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    // The *Force options pass the sysctl cap when moim has CAP_NET_ADMIN.
+    if setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &SOCKET_BUFFER);
+    }
+    if setsockopt(socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(socket, sockopt::SndBuf, &SOCKET_BUFFER);
+    }
+    // Linux reports twice what it granted (it counts its own bookkeeping).
+    let granted = |v: nix::Result<usize>| v.unwrap_or(0) / 2;
+    let rcv = granted(getsockopt(socket, sockopt::RcvBuf));
+    let snd = granted(getsockopt(socket, sockopt::SndBuf));
+    if rcv < SOCKET_BUFFER || snd < SOCKET_BUFFER {
+        warn!(
+            receive_kib = rcv / 1024,
+            send_kib = snd / 1024,
+            "the media UDP socket got smaller kernel buffers than the {} KiB moim asks for; \
+             bursts of video can overflow them and show up as packet loss and NACKs. Raise the \
+             caps (sysctl -w net.core.rmem_max={SOCKET_BUFFER} net.core.wmem_max={SOCKET_BUFFER}) \
+             or give moim CAP_NET_ADMIN",
+            SOCKET_BUFFER / 1024
+        );
+    } else {
+        debug!(
+            receive_kib = rcv / 1024,
+            send_kib = snd / 1024,
+            "media socket buffers"
+        );
     }
 }
 

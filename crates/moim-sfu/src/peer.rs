@@ -12,7 +12,7 @@ use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
-use crate::api::{MediaEvent, PeerEvent, PeerRole, PeerSpec, TrackKey, TrackKind};
+use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
 use crate::sdp_munge::{self, BoundSection};
 
 /// A track announced by `AddTrackRequest`, waiting for its SDP section.
@@ -36,6 +36,9 @@ pub(crate) struct Peer {
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// Already on the shard's dirty list; saves a scan of the list for
+    /// every packet written to every subscriber.
+    drive_queued: bool,
 
     mids: Vec<Mid>,
     pub expected: Vec<ExpectedTrack>,
@@ -76,6 +79,7 @@ impl Peer {
             addrs: Vec::new(),
             next_timeout: None,
             connected: false,
+            drive_queued: false,
             mids: Vec::new(),
             expected: Vec::new(),
             published: HashMap::new(),
@@ -95,6 +99,19 @@ impl Peer {
             open_channels: Vec::new(),
             pending_data: Vec::new(),
         }
+    }
+
+    /// Puts this peer on `dirty` (polled before the shard sleeps), once.
+    pub fn queue_drive(&mut self, dirty: &mut Vec<PeerKey>) {
+        if !self.drive_queued {
+            self.drive_queued = true;
+            dirty.push(self.spec.peer);
+        }
+    }
+
+    /// Called as the peer is taken off the dirty list.
+    pub fn drive_dequeued(&mut self) {
+        self.drive_queued = false;
     }
 
     pub fn emit(&self, event: PeerEvent) {

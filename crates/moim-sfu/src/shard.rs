@@ -196,6 +196,9 @@ impl Shard {
 
     fn flush_dirty(&mut self) {
         while let Some(key) = self.dirty.pop() {
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.drive_dequeued();
+            }
             self.drive(key);
         }
     }
@@ -218,7 +221,9 @@ impl Shard {
                     }
                     return;
                 }
-                Ok(Output::Transmit(t)) => self.transmit(t.proto, t.destination, &t.contents),
+                Ok(Output::Transmit(t)) => {
+                    self.transmit(t.proto, t.destination, Vec::from(t.contents))
+                }
                 Ok(Output::Event(e)) => self.on_event(key, e),
                 Err(e) => {
                     warn!(peer = key, "peer connection failed and is closed: {e}");
@@ -229,7 +234,7 @@ impl Shard {
         }
     }
 
-    fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
+    fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: Vec<u8>) {
         match proto {
             Protocol::Udp => self.outbox.push(&self.ctx.socket, contents, destination),
             _ => {
@@ -239,7 +244,7 @@ impl Shard {
                 // RFC 4571: a 16-bit length before each packet.
                 let mut framed = Vec::with_capacity(contents.len() + 2);
                 framed.extend_from_slice(&(contents.len() as u16).to_be_bytes());
-                framed.extend_from_slice(contents);
+                framed.extend_from_slice(&contents);
                 let _ = writer.try_send(framed);
             }
         }

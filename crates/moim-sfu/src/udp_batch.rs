@@ -8,8 +8,8 @@
 //! call and, on the receive side, the hand-off to the shard once per burst
 //! instead of once per packet.
 //!
-//! Both batches own their memory from the start and reuse it, so the packet
-//! path does not allocate. They hold raw `mmsghdr` pointers and are therefore
+//! Neither batch allocates on the packet path: the send batch holds the
+//! datagrams str0m already allocated, the receive batch reuses its buffers. They hold raw `mmsghdr` pointers and are therefore
 //! not `Send`: build them on the thread that uses them.
 
 use std::io::{self, IoSlice, IoSliceMut};
@@ -20,61 +20,49 @@ use nix::errno::Errno;
 use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 
 /// Datagrams per system call. 32 covers a video frame's packets to one peer,
-/// or one packet to 32 subscribers, and keeps a send batch at 64 KiB.
+/// or one packet to 32 subscribers.
 pub(crate) const BATCH: usize = 32;
 
-/// Room for one datagram. str0m keeps packets under its MTU (1150 bytes by
-/// default); anything bigger bypasses the batch.
+/// Room for one received datagram; larger ones are truncated, as they would
+/// be by any MTU on the way.
 const SLOT: usize = 2048;
 
-/// Outgoing datagrams collected during one pass of a shard's loop.
+/// Outgoing datagrams collected during one pass of a shard's loop. It takes
+/// str0m's datagrams by value, so batching costs no copy.
 pub(crate) struct SendBatch {
-    slots: Box<[[u8; SLOT]]>,
-    lens: [usize; BATCH],
+    datagrams: Vec<Vec<u8>>,
     addrs: [Option<SockaddrStorage>; BATCH],
-    len: usize,
     headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl SendBatch {
     pub fn new() -> Self {
         Self {
-            slots: vec![[0u8; SLOT]; BATCH].into_boxed_slice(),
-            lens: [0; BATCH],
+            datagrams: Vec::with_capacity(BATCH),
             addrs: [None; BATCH],
-            len: 0,
             headers: MultiHeaders::preallocate(BATCH, None),
         }
     }
 
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.datagrams.is_empty()
     }
 
     /// Queues a datagram; sends the batch first when it is full.
-    pub fn push(&mut self, socket: &UdpSocket, contents: &[u8], destination: SocketAddr) {
-        if contents.len() > SLOT {
-            if let Err(e) = socket.send_to(contents, destination) {
-                tracing::trace!(%destination, "udp send failed: {e}");
-            }
-            return;
-        }
-        if self.len == BATCH {
+    pub fn push(&mut self, socket: &UdpSocket, datagram: Vec<u8>, destination: SocketAddr) {
+        if self.datagrams.len() == BATCH {
             self.flush(socket);
         }
-        let i = self.len;
-        self.slots[i][..contents.len()].copy_from_slice(contents);
-        self.lens[i] = contents.len();
-        self.addrs[i] = Some(SockaddrStorage::from(destination));
-        self.len += 1;
+        self.addrs[self.datagrams.len()] = Some(SockaddrStorage::from(destination));
+        self.datagrams.push(datagram);
     }
 
     /// Sends everything queued. A datagram the kernel refuses (an
     /// unreachable destination, say) is dropped and the rest still go.
     pub fn flush(&mut self, socket: &UdpSocket) {
         let mut start = 0;
-        while start < self.len {
+        while start < self.datagrams.len() {
             match self.send_from(socket, start) {
                 Ok(0) => start += 1,
                 Ok(sent) => start += sent,
@@ -85,13 +73,17 @@ impl SendBatch {
                 }
             }
         }
-        self.len = 0;
+        self.datagrams.clear();
     }
 
     fn send_from(&mut self, socket: &UdpSocket, start: usize) -> Result<usize, Errno> {
-        let end = self.len;
-        let iovs: [[IoSlice<'_>; 1]; BATCH] =
-            std::array::from_fn(|i| [IoSlice::new(&self.slots[i][..self.lens[i]])]);
+        let end = self.datagrams.len();
+        let datagrams = &self.datagrams;
+        let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| {
+            [IoSlice::new(
+                datagrams.get(i).map_or(&[][..], |d| d.as_slice()),
+            )]
+        });
         let sent = sendmmsg(
             socket.as_raw_fd(),
             &mut self.headers,
@@ -192,7 +184,7 @@ mod tests {
         let mut batch = SendBatch::new();
         // More than one batch, so a full batch sends itself.
         for i in 0..(BATCH + 5) as u32 {
-            batch.push(&tx, &i.to_be_bytes().repeat(100), to);
+            batch.push(&tx, i.to_be_bytes().repeat(100), to);
         }
         batch.flush(&tx);
         assert!(batch.is_empty());
@@ -219,27 +211,15 @@ mod tests {
         let (tx, rx) = pair();
         let to = rx.local_addr().expect("addr");
         let mut batch = SendBatch::new();
-        batch.push(&tx, b"first", to);
+        batch.push(&tx, b"first".to_vec(), to);
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
-        batch.push(&tx, b"refused", "[::1]:9".parse().expect("addr"));
-        batch.push(&tx, b"third", to);
+        batch.push(&tx, b"refused".to_vec(), "[::1]:9".parse().expect("addr"));
+        batch.push(&tx, b"third".to_vec(), to);
         batch.flush(&tx);
         let mut buf = [0u8; 64];
         let (n, _) = rx.recv_from(&mut buf).expect("first");
         assert_eq!(&buf[..n], b"first");
         let (n, _) = rx.recv_from(&mut buf).expect("third");
         assert_eq!(&buf[..n], b"third");
-    }
-
-    #[test]
-    fn an_oversized_datagram_bypasses_the_batch() {
-        let (tx, rx) = pair();
-        let to = rx.local_addr().expect("addr");
-        let mut batch = SendBatch::new();
-        batch.push(&tx, &[7u8; SLOT + 1], to);
-        assert!(batch.is_empty());
-        let mut buf = vec![0u8; 4096];
-        let (n, _) = rx.recv_from(&mut buf).expect("big");
-        assert_eq!(n, SLOT + 1);
     }
 }

@@ -378,21 +378,27 @@ function scenario(run, server) {
     t.diagnostic(`B's new signalling WebSocket(s): ${wss.map((w) => `${w.path} reconnect=${w.reconnectParam}`).join(', ')}`);
     assert.equal(wss[wss.length - 1].path, run.expectedPath, 'reconnect uses the same signalling path');
 
-    // Media again: counters must keep growing after the reconnect, on both sides.
+    // Media again, on both sides: a second of video decoded and audio arriving.
+    // Usually that takes one second; after an ICE restart the video can take a
+    // few more while the decoder waits for a keyframe, so the bound is 10 s and
+    // the time it took is reported.
     const s1 = await Promise.all([stats(A), stats(B)]);
-    await sleep(3000);
-    const s2 = await Promise.all([stats(A), stats(B)]);
-    [A, B].forEach((page, i) => {
-      t.diagnostic(`page ${page.label} after reconnect: video.framesDecoded ${s1[i].video.framesDecoded} -> ${s2[i].video.framesDecoded}, audio.packetsReceived ${s1[i].audio.packetsReceived} -> ${s2[i].audio.packetsReceived}`);
-      assert.ok(
-        s2[i].video.framesDecoded - s1[i].video.framesDecoded >= 15,
-        `page ${page.label}: video framesDecoded did not grow after B's reconnect (${s1[i].video.framesDecoded} -> ${s2[i].video.framesDecoded}); before kill B had ${before.video.framesDecoded}; ${brief(s2[i])}`,
+    const resumedAt = Date.now();
+    for (const [i, page] of [A, B].entries()) {
+      let last = s1[i];
+      await waitFor(
+        async () => {
+          last = await stats(page);
+          return last.video.framesDecoded - s1[i].video.framesDecoded >= 30 && last.audio.packetsReceived > s1[i].audio.packetsReceived;
+        },
+        {
+          timeout: 10_000,
+          describe: async () =>
+            `page ${page.label}: media did not resume after B's reconnect (video.framesDecoded ${s1[i].video.framesDecoded} -> ${last.video.framesDecoded}, audio.packetsReceived ${s1[i].audio.packetsReceived} -> ${last.audio.packetsReceived}); before kill B had ${before.video.framesDecoded}; ${brief(last)}`,
+        },
       );
-      assert.ok(
-        s2[i].audio.packetsReceived > s1[i].audio.packetsReceived,
-        `page ${page.label}: audio packetsReceived did not grow after B's reconnect`,
-      );
-    });
+      t.diagnostic(`page ${page.label}: 30 more video frames decoded ${Date.now() - resumedAt} ms after B's reconnect (framesDecoded ${s1[i].video.framesDecoded} -> ${last.video.framesDecoded})`);
+    }
   });
 
   step('leave', `${run.id}: B sees ParticipantDisconnected within 2 s of A's room.disconnect()`, { needs: ['join'], timeout: 30_000 }, async (t) => {

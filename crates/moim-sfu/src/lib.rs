@@ -8,6 +8,7 @@
 pub mod api;
 pub mod codec;
 mod data;
+mod demux;
 pub mod forward;
 mod peer;
 mod plane;

@@ -1,5 +1,5 @@
-//! Starting the media plane: the UDP socket and its router thread, the
-//! ICE-TCP listener, and one shard thread per core.
+//! Starting the media plane: the UDP socket, the ICE-TCP listener, and one
+//! shard thread per core (shard 0 also reads the socket, see `demux.rs`).
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -8,16 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::api::{Command, RoomKey};
+use crate::demux::{Demux, Doorbell, ShardHandle, SocketReader};
 use crate::shard::{Shard, ShardContext, ShardInput};
 use crate::stun;
-use crate::udp_batch::RecvBatch;
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -42,11 +42,13 @@ pub enum MediaError {
     },
     #[error("cannot start a media thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot set up the media socket's wake-up channel on loopback: {0}. moim needs to send UDP to its own media port; check firewall rules on the lo interface")]
+    Doorbell(std::io::Error),
 }
 
 /// The control plane's handle on the media plane.
 pub struct MediaPlane {
-    shards: Vec<Sender<ShardInput>>,
+    shards: Vec<ShardHandle>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     next_key: AtomicU64,
@@ -78,14 +80,25 @@ impl MediaPlane {
         };
         let tcp_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         size_socket_buffers(&socket);
+        // Shard 0 polls the socket and drains it without blocking.
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| MediaError::BindUdp {
+                addr: config.udp_bind,
+                source,
+            })?;
         let socket = Arc::new(socket);
         let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
         let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(SHARD_QUEUE);
 
         let n = config.shards.max(1);
+        let doorbell = Arc::new(Doorbell::new(udp_addr).map_err(MediaError::Doorbell)?);
+        let doorbell_addr = doorbell.address().map_err(MediaError::Doorbell)?;
+        let queues: Vec<_> = (0..n).map(|_| bounded::<ShardInput>(SHARD_QUEUE)).collect();
+        let senders: Vec<Sender<ShardInput>> = queues.iter().map(|(tx, _)| tx.clone()).collect();
+        let mut recycle_rx = Some(recycle_rx);
         let mut shards = Vec::with_capacity(n);
-        for index in 0..n {
-            let (tx, rx) = bounded::<ShardInput>(SHARD_QUEUE);
+        for (index, (tx, rx)) in queues.into_iter().enumerate() {
             let ctx = ShardContext {
                 index,
                 socket: socket.clone(),
@@ -94,24 +107,31 @@ impl MediaPlane {
                 ufrag_routes: routes.clone(),
                 recycle: recycle_tx.clone(),
             };
+            // The reader's batch holds raw pointers; it is built on its thread.
+            let reader_parts = match (index, recycle_rx.take()) {
+                (0, Some(recycle)) => {
+                    Some((socket.clone(), routes.clone(), senders.clone(), recycle))
+                }
+                _ => None,
+            };
             std::thread::Builder::new()
                 .name(format!("moim-media-{index}"))
-                .spawn(move || Shard::new(ctx).run(rx))
+                .spawn(move || {
+                    let reader = reader_parts.map(|(socket, routes, shards, recycle)| {
+                        SocketReader::new(
+                            socket,
+                            Demux::new(routes),
+                            doorbell_addr,
+                            shards,
+                            recycle,
+                        )
+                    });
+                    Shard::new(ctx).run(rx, reader)
+                })
                 .map_err(MediaError::Thread)?;
-            shards.push(tx);
+            let bell = (index == 0).then(|| doorbell.clone());
+            shards.push(ShardHandle::new(tx, bell));
         }
-
-        let router = UdpRouter {
-            socket,
-            shards: shards.clone(),
-            routes: routes.clone(),
-            by_addr: HashMap::new(),
-            recycle: recycle_rx,
-        };
-        std::thread::Builder::new()
-            .name("moim-udp-router".into())
-            .spawn(move || router.run())
-            .map_err(MediaError::Thread)?;
 
         if let Some(listener) = listener {
             tokio::spawn(accept_ice_tcp(listener, shards.clone(), routes));
@@ -161,83 +181,6 @@ impl MediaPlane {
     }
 }
 
-/// Reads the one UDP socket and hands each datagram to its room's shard.
-/// Known 5-tuples route in O(1); STUN from a new address routes by ufrag.
-struct UdpRouter {
-    socket: Arc<UdpSocket>,
-    shards: Vec<Sender<ShardInput>>,
-    routes: Arc<RwLock<HashMap<String, usize>>>,
-    by_addr: HashMap<SocketAddr, usize>,
-    recycle: Receiver<Vec<u8>>,
-}
-
-impl UdpRouter {
-    fn run(mut self) {
-        let mut batch = RecvBatch::new();
-        let mut dropped: u64 = 0;
-        loop {
-            let n = match batch.recv(&self.socket) {
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::Interrupted
-                            | ErrorKind::WouldBlock
-                            | ErrorKind::ConnectionRefused
-                            | ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "media UDP socket failed: {e}. No room receives UDP media until moim is \
-                         restarted; ICE-TCP and TURN/TCP clients are unaffected. Check the host's \
-                         network interface and the process's file limits, then restart moim"
-                    );
-                    return;
-                }
-            };
-            let at = Instant::now();
-            for i in 0..n {
-                let Some((source, bytes)) = batch.datagram(i) else {
-                    continue;
-                };
-                let Some(shard) = self.route(source, bytes) else {
-                    dropped += 1;
-                    if dropped.is_power_of_two() {
-                        debug!(%source, dropped, "datagrams from unknown addresses dropped");
-                    }
-                    continue;
-                };
-                let spare = self.recycle.try_recv().unwrap_or_default();
-                let buf = batch.take(i, spare);
-                // A full shard queue drops the datagram, as a full socket
-                // buffer would: media is loss-tolerant, a blocked router is not.
-                let _ = self.shards[shard].try_send(ShardInput::Datagram { at, source, buf });
-            }
-        }
-    }
-
-    /// Known 5-tuples route in O(1); STUN from a new address by its ufrag.
-    fn route(&mut self, source: SocketAddr, bytes: &[u8]) -> Option<usize> {
-        match stun::local_ufrag(bytes) {
-            Some(ufrag) => {
-                let shard = self.routes.read().get(ufrag).copied();
-                if let Some(s) = shard {
-                    if self.by_addr.len() > 100_000 {
-                        // Addresses of departed peers; relearned from STUN on demand.
-                        self.by_addr.clear();
-                    }
-                    self.by_addr.insert(source, s);
-                }
-                shard
-            }
-            None => self.by_addr.get(&source).copied(),
-        }
-    }
-}
-
 /// Kernel buffer asked for on the media socket, each direction. The default
 /// (~208 KiB) holds a few frames of one HD stream; a shard's send batch or a
 /// burst of keyframes from several publishers overflows it.
@@ -277,7 +220,7 @@ fn size_socket_buffers(socket: &UdpSocket) {
 
 async fn accept_ice_tcp(
     listener: TcpListener,
-    shards: Vec<Sender<ShardInput>>,
+    shards: Vec<ShardHandle>,
     routes: Arc<RwLock<HashMap<String, usize>>>,
 ) {
     loop {
@@ -303,7 +246,7 @@ async fn accept_ice_tcp(
 async fn serve_ice_tcp(
     stream: TcpStream,
     remote: SocketAddr,
-    shards: Vec<Sender<ShardInput>>,
+    shards: Vec<ShardHandle>,
     routes: Arc<RwLock<HashMap<String, usize>>>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);

@@ -8,11 +8,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output};
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
 use crate::peer::{ExpectedTrack, Peer, SectionLabel};
@@ -20,6 +20,8 @@ use crate::rtc_factory::RtcFactory;
 use crate::stun;
 use crate::track::{Subscription, Track};
 use crate::udp_batch::SendBatch;
+
+mod run_loop;
 
 pub(crate) enum ShardInput {
     Datagram {
@@ -93,32 +95,6 @@ impl Shard {
         }
     }
 
-    pub fn run(mut self, inputs: Receiver<ShardInput>) {
-        loop {
-            let next = self.timers.peek().map(|Reverse((t, _))| *t);
-            let input = match next {
-                Some(deadline) => inputs.recv_deadline(deadline),
-                None => inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match input {
-                Ok(input) => {
-                    self.handle(input);
-                    // Take what else is queued before flushing, so one flush
-                    // covers a burst.
-                    for input in inputs.try_iter().take(64) {
-                        self.handle(input);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            self.fire_timers(Instant::now());
-            self.flush_dirty();
-            self.outbox.flush(&self.ctx.socket);
-        }
-        info!(shard = self.ctx.index, "media shard stopped");
-    }
-
     fn handle(&mut self, input: ShardInput) {
         match input {
             ShardInput::Datagram { at, source, buf } => {
@@ -172,35 +148,6 @@ impl Shard {
             self.by_addr.insert((proto, source), key);
         }
         self.drive(key);
-    }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            if peer.next_timeout != Some(t) {
-                continue; // superseded
-            }
-            peer.next_timeout = None;
-            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                debug!(peer = key, "timeout handling failed: {e}");
-            }
-            self.drive(key);
-        }
-    }
-
-    fn flush_dirty(&mut self) {
-        while let Some(key) = self.dirty.pop() {
-            if let Some(p) = self.peers.get_mut(&key) {
-                p.drive_dequeued();
-            }
-            self.drive(key);
-        }
     }
 
     /// Polls a peer until it has nothing more to say.

@@ -28,10 +28,11 @@ pub fn local_ufrag(packet: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn binding(username: &[u8]) -> Vec<u8> {
+    /// A binding request carrying USERNAME `username`.
+    pub(crate) fn binding(username: &[u8]) -> Vec<u8> {
         let mut attr = vec![0x00, 0x06, 0, username.len() as u8];
         attr.extend_from_slice(username);
         while attr.len() % 4 != 0 {

@@ -1,0 +1,116 @@
+//! A shard's event loop: wait for work, handle it, fire due timers, poll the
+//! peers that were written to, send the batch. Two flavours: shard 0 waits
+//! on the media socket itself (see `demux.rs`); the others wait on their
+//! channel, fed by shard 0 and the control plane.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use str0m::net::Protocol;
+use str0m::Input;
+use tracing::{debug, info};
+
+use super::{Shard, ShardInput};
+use crate::demux::{ReadOutcome, SocketReader};
+
+/// Queued inputs handled per pass before timers and sends get a turn.
+const INPUTS_PER_PASS: usize = 256;
+
+impl Shard {
+    pub fn run(self, inputs: Receiver<ShardInput>, reader: Option<SocketReader>) {
+        let index = self.ctx.index;
+        match reader {
+            Some(reader) => self.run_reading(inputs, reader),
+            None => self.run_queued(inputs),
+        }
+        info!(shard = index, "media shard stopped");
+    }
+
+    fn run_reading(mut self, inputs: Receiver<ShardInput>, mut reader: SocketReader) {
+        loop {
+            let mut more = false;
+            for _ in 0..INPUTS_PER_PASS {
+                match inputs.try_recv() {
+                    Ok(input) => self.handle(input),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+                more = true;
+            }
+            self.end_pass();
+            // Work still queued must not wait for a doorbell already rung.
+            let deadline = if more && !inputs.is_empty() {
+                Some(Instant::now())
+            } else {
+                self.timers.peek().map(|Reverse((t, _))| *t)
+            };
+            let outcome = reader.read(deadline, |at, source, bytes| {
+                self.receive(Protocol::Udp, at, source, bytes)
+            });
+            if let ReadOutcome::Failed = outcome {
+                // ICE-TCP still reaches this shard through its channel.
+                return self.run_queued(inputs);
+            }
+        }
+    }
+
+    fn run_queued(mut self, inputs: Receiver<ShardInput>) {
+        loop {
+            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            let input = match next {
+                Some(deadline) => inputs.recv_deadline(deadline),
+                None => inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match input {
+                Ok(input) => {
+                    self.handle(input);
+                    // Take what else is queued before flushing, so one flush
+                    // covers a burst.
+                    for input in inputs.try_iter().take(INPUTS_PER_PASS) {
+                        self.handle(input);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.end_pass();
+        }
+    }
+
+    /// Fires due timers, polls the peers written to, sends what they produced.
+    fn end_pass(&mut self) {
+        self.fire_timers(Instant::now());
+        self.flush_dirty();
+        self.outbox.flush(&self.ctx.socket);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.next_timeout != Some(t) {
+                continue; // superseded
+            }
+            peer.next_timeout = None;
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(peer = key, "timeout handling failed: {e}");
+            }
+            self.drive(key);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.drive_dequeued();
+            }
+            self.drive(key);
+        }
+    }
+}

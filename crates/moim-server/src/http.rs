@@ -29,9 +29,26 @@ pub fn router(state: AppState) -> Router {
         .route("/rtc/validate", get(validate_v0))
         .route("/rtc/v1/validate", get(validate_v1))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/twirp/{*path}", any(crate::room_service::handle))
         .layer(cors)
         .with_state(state)
+}
+
+/// Prometheus text exposition. Counts only, no room names or identities.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.media.pass_latency().prometheus(
+        "moim_media_pass_seconds",
+        "Time a media shard held the datagrams of one loop pass, from reading the first to \
+         handing its sends to the kernel; an upper bound on the latency moim adds",
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 /// Why a signal request was refused, as the HTTP response the client sees.

@@ -104,6 +104,23 @@ async fn meet(codec: FrameCodec, video_codec: VideoCodec, simulcast: bool) {
         "a simulcast track reaches a subscriber as one stream"
     );
 
+    // An operator scraping /metrics sees how long the media plane held packets.
+    let metrics = reqwest::get(format!("http://{}/metrics", server.http))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let passes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("moim_media_pass_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .expect("moim_media_pass_seconds_count in /metrics");
+    assert!(
+        passes >= 100,
+        "the media plane timed {passes} loop passes while video flowed:\n{metrics}"
+    );
+
     alice.leave().await.expect("alice leaves");
     let gone = bob_ev
         .wait_for(Duration::from_secs(3), |ev| match ev {

@@ -10,6 +10,7 @@ pub mod codec;
 mod data;
 mod demux;
 pub mod forward;
+pub mod latency;
 mod peer;
 mod plane;
 mod rtc_factory;

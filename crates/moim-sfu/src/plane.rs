@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{Command, RoomKey};
 use crate::demux::{Demux, Doorbell, ShardHandle, SocketReader};
+use crate::latency::{LatencySnapshot, PassLatency};
 use crate::shard::{Shard, ShardContext, ShardInput};
 use crate::stun;
 
@@ -49,6 +50,7 @@ pub enum MediaError {
 /// The control plane's handle on the media plane.
 pub struct MediaPlane {
     shards: Vec<ShardHandle>,
+    latencies: Vec<Arc<PassLatency>>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     next_key: AtomicU64,
@@ -98,6 +100,7 @@ impl MediaPlane {
         let senders: Vec<Sender<ShardInput>> = queues.iter().map(|(tx, _)| tx.clone()).collect();
         let mut recycle_rx = Some(recycle_rx);
         let mut shards = Vec::with_capacity(n);
+        let latencies: Vec<Arc<PassLatency>> = (0..n).map(|_| Arc::default()).collect();
         for (index, (tx, rx)) in queues.into_iter().enumerate() {
             let ctx = ShardContext {
                 index,
@@ -106,6 +109,7 @@ impl MediaPlane {
                 tcp_candidate: tcp_addr.map(|a| SocketAddr::new(config.announce_ip, a.port())),
                 ufrag_routes: routes.clone(),
                 recycle: recycle_tx.clone(),
+                latency: latencies[index].clone(),
             };
             // The reader's batch holds raw pointers; it is built on its thread.
             let reader_parts = match (index, recycle_rx.take()) {
@@ -139,6 +143,7 @@ impl MediaPlane {
         info!(%udp_addr, tcp = ?tcp_addr, shards = n, "media plane started");
         Ok(Arc::new(Self {
             shards,
+            latencies,
             udp_addr,
             tcp_addr,
             next_key: AtomicU64::new(1),
@@ -151,6 +156,15 @@ impl MediaPlane {
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// How long shards held media, summed over all shards (see `latency.rs`).
+    pub fn pass_latency(&self) -> LatencySnapshot {
+        self.latencies
+            .iter()
+            .fold(LatencySnapshot::default(), |acc, l| {
+                acc.merge(&l.snapshot())
+            })
     }
 
     /// A fresh key for a room, peer or track.

@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tracing::{debug, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
+use crate::latency::PassLatency;
 use crate::peer::{ExpectedTrack, Peer, SectionLabel};
 use crate::rtc_factory::RtcFactory;
 use crate::stun;
@@ -54,6 +55,7 @@ pub(crate) struct ShardContext {
     /// ufrag → shard, read by the socket threads for STUN from new addresses.
     pub ufrag_routes: Arc<RwLock<HashMap<String, usize>>>,
     pub recycle: Sender<Vec<u8>>,
+    pub latency: Arc<PassLatency>,
 }
 
 pub(crate) struct Shard {
@@ -66,6 +68,8 @@ pub(crate) struct Shard {
     factory: RtcFactory,
     /// UDP datagrams produced by this pass of the loop, sent together.
     outbox: SendBatch,
+    /// When this pass read its first datagram (see `latency.rs`).
+    first_read: Option<Instant>,
     by_ufrag: HashMap<String, PeerKey>,
     by_addr: HashMap<(Protocol, SocketAddr), PeerKey>,
     tcp_writers: HashMap<SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>,
@@ -85,6 +89,7 @@ impl Shard {
             dormant: HashMap::new(),
             factory,
             outbox: SendBatch::new(),
+            first_read: None,
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             tcp_writers: HashMap::new(),
@@ -120,6 +125,7 @@ impl Shard {
     }
 
     fn receive(&mut self, proto: Protocol, at: Instant, source: SocketAddr, buf: &[u8]) {
+        self.first_read.get_or_insert(at);
         let from_stun = stun::local_ufrag(buf).and_then(|u| self.by_ufrag.get(u).copied());
         let Some(key) = from_stun.or_else(|| self.by_addr.get(&(proto, source)).copied()) else {
             trace!(%source, "packet from unknown address dropped");

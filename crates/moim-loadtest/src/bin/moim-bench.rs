@@ -143,7 +143,15 @@ struct MediaResult {
     server_rss_end_mib: f64,
     rss_per_participant_kib: f64,
     server_threads_cpu_secs: BTreeMap<String, f64>,
+    /// From the server's `moim_media_pass_seconds` histogram over the window:
+    /// bucket bounds, so "at most".
+    server_hold_p50_us: Option<f64>,
+    server_hold_p99_us: Option<f64>,
     report: Report,
+}
+
+fn show_us(v: Option<f64>) -> String {
+    v.map_or("–".into(), |us| format!("{us:.0}"))
 }
 
 #[derive(Serialize)]
@@ -192,6 +200,7 @@ fn run_media(rt: &tokio::runtime::Runtime, a: &Args, name: &str) -> Result<Media
     let server = Server::start(a, &format!("/tmp/moim-bench-{name}.log"))?;
     let rss0 = server.rss();
     let mut at: [(f64, BTreeMap<String, f64>, u64); 2] = Default::default();
+    let mut hold: [Vec<(f64, u64)>; 2] = Default::default();
     let pid = server.pid.clone();
     let report = {
         let mut hook = |p: Phase| {
@@ -201,6 +210,7 @@ fn run_media(rt: &tokio::runtime::Runtime, a: &Args, name: &str) -> Result<Media
                 procfs::thread_cpu_seconds(&pid),
                 procfs::status_bytes(&pid, "VmRSS").unwrap_or(0),
             );
+            hold[i] = scrape_pass_histogram().unwrap_or_default();
         };
         rt.block_on(moim_loadtest::run_with_hook(&opts, &mut hook))
             .map_err(|e| e.to_string())?
@@ -214,6 +224,7 @@ fn run_media(rt: &tokio::runtime::Runtime, a: &Args, name: &str) -> Result<Media
     let participants = opts.publishers + opts.subscribers;
     let pkts = report.received.packets as f64;
     let rss1 = at[1].2;
+    let held = histogram_delta(&hold[0], &hold[1]);
     drop(server);
     Ok(MediaResult {
         scenario: name.into(),
@@ -230,8 +241,58 @@ fn run_media(rt: &tokio::runtime::Runtime, a: &Args, name: &str) -> Result<Media
         server_rss_end_mib: rss1 as f64 / MIB,
         rss_per_participant_kib: (rss1.saturating_sub(rss0)) as f64 / 1024.0 / participants as f64,
         server_threads_cpu_secs: threads,
+        server_hold_p50_us: quantile_us(&held, 0.5),
+        server_hold_p99_us: quantile_us(&held, 0.99),
         report,
     })
+}
+
+/// `moim_media_pass_seconds` from the server's `/metrics`: (upper bound in
+/// seconds, cumulative count) per bucket.
+fn scrape_pass_histogram() -> Option<Vec<(f64, u64)>> {
+    use std::io::{Read, Write};
+    let mut conn = TcpStream::connect("127.0.0.1:7880").ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body).ok()?;
+    let buckets = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("moim_media_pass_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect::<Vec<_>>();
+    (!buckets.is_empty()).then_some(buckets)
+}
+
+fn histogram_delta(start: &[(f64, u64)], end: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    end.iter()
+        .map(|(le, n)| {
+            let before = start.iter().find(|(l, _)| l == le).map_or(0, |(_, c)| *c);
+            (*le, n.saturating_sub(before))
+        })
+        .collect()
+}
+
+/// The bucket bound below which `q` of the passes fell, in µs.
+fn quantile_us(cumulative: &[(f64, u64)], q: f64) -> Option<f64> {
+    let total = cumulative.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let want = (q * total as f64).ceil() as u64;
+    cumulative
+        .iter()
+        .find(|(_, c)| *c >= want)
+        .map(|(le, _)| le * 1e6)
 }
 
 fn run_signal(rt: &tokio::runtime::Runtime, a: &Args) -> Result<SignalResult, String> {
@@ -316,7 +377,7 @@ fn main() {
     );
     let _ = writeln!(
         md,
-        "| scenario | participants | fwd pkt/s | server cores | server µs/pkt | RSS MiB base→end | RSS/participant KiB | loss % | latency p50 / p99 ms | join p50 / p99 ms | first media p99 ms | tester cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| scenario | participants | fwd pkt/s | server cores | server µs/pkt | RSS MiB base→end | RSS/participant KiB | loss % | latency p50 / p99 ms | server hold p50 / p99 µs (≤) | join p50 / p99 ms | first media p99 ms | tester cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut json = Vec::new();
     for s in &a.scenarios {
@@ -326,7 +387,7 @@ fn main() {
                 let p = &r.report;
                 let _ = writeln!(
                     md,
-                    "| {} | {}{} | {:.0} | {:.2} | {:.2} | {:.1}→{:.1} | {:.0} | {:.3} | {:.2} / {:.2} | {:.0} / {:.0} | {:.0} | {:.2} |",
+                    "| {} | {}{} | {:.0} | {:.2} | {:.2} | {:.1}→{:.1} | {:.0} | {:.3} | {:.2} / {:.2} | {} / {} | {:.0} / {:.0} | {:.0} | {:.2} |",
                     r.scenario,
                     r.participants,
                     if p.join_failures > 0 { format!(" ({} failed)", p.join_failures) } else { String::new() },
@@ -339,6 +400,8 @@ fn main() {
                     p.received.loss_fraction() * 100.0,
                     p.latency.p50_ms,
                     p.latency.p99_ms,
+                    show_us(r.server_hold_p50_us),
+                    show_us(r.server_hold_p99_us),
                     p.join.p50_ms,
                     p.join.p99_ms,
                     p.first_media.p99_ms,

@@ -83,6 +83,11 @@ impl Shard {
         self.fire_timers(Instant::now());
         self.flush_dirty();
         self.outbox.flush(&self.ctx.socket);
+        if let Some(first) = self.first_read.take() {
+            self.ctx
+                .latency
+                .record(Instant::now().saturating_duration_since(first));
+        }
     }
 
     fn fire_timers(&mut self, now: Instant) {

@@ -56,7 +56,7 @@ pub struct MediaPlane {
     next_key: AtomicU64,
 }
 
-/// Packets queued per shard before the router starts dropping: bounded, so a
+/// Packets queued per shard before shard 0 starts dropping: bounded, so a
 /// flood cannot grow memory without limit.
 const SHARD_QUEUE: usize = 8192;
 

@@ -366,7 +366,7 @@ impl Shard {
         self.dirty.push(key);
     }
 
-    /// Keeps the packet routers pointed at this peer's current ICE ufrag,
+    /// Keeps the packet demux pointed at this peer's current ICE ufrag,
     /// which changes on every ICE restart.
     pub fn register_ufrag(&mut self, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {

@@ -1,4 +1,4 @@
-//! The one thing the packet router needs from STUN: the local ICE ufrag in a
+//! The one thing the packet demux needs from STUN: the local ICE ufrag in a
 //! Binding request's USERNAME ("<server ufrag>:<client ufrag>").
 
 /// RFC 7983 demultiplexing: STUN messages start with 0 or 1.

@@ -100,6 +100,7 @@ impl RelayBinder {
             if std_socket.set_nonblocking(true).is_err() {
                 continue;
             }
+            super::grow_socket_buffers(&std_socket, super::RELAY_BUFFER);
             match UdpSocket::from_std(std_socket) {
                 Ok(s) => return Some(s),
                 Err(e) => warn!(error = %e, "cannot register relay socket"),

@@ -87,6 +87,29 @@ pub enum TurnError {
     Config(&'static str),
 }
 
+/// Kernel buffer asked for on the UDP listener, each direction. At the
+/// default (~208 KiB) a burst from many clients overflowed it while the
+/// reader task waited for a core: 23 % loss flat out (docs/benchmarks-turn.md).
+const LISTENER_BUFFER: usize = 4 << 20;
+/// The same for each relay socket; there is one per allocation.
+pub(crate) const RELAY_BUFFER: usize = 1 << 20;
+
+/// Best effort: the kernel caps the size at net.core.{r,w}mem_max.
+pub(crate) fn grow_socket_buffers(socket: &impl std::os::fd::AsFd, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(bytes);
+    let _ = sock.set_send_buffer_size(bytes);
+    // Linux reports twice what it granted.
+    let granted = sock.recv_buffer_size().unwrap_or(0) / 2;
+    if granted < bytes {
+        tracing::debug!(
+            asked = bytes,
+            granted,
+            "TURN socket buffer capped by net.core.rmem_max; raise it for bursty relays"
+        );
+    }
+}
+
 fn bind_hint(e: &io::Error, addr: SocketAddr) -> String {
     match e.kind() {
         io::ErrorKind::AddrInUse => format!(
@@ -169,9 +192,11 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
         }
     };
     let udp = match config.udp_listen {
-        Some(addr) => Some(Arc::new(
-            UdpSocket::bind(addr).await.map_err(bind_err("UDP", addr))?,
-        )),
+        Some(addr) => {
+            let socket = UdpSocket::bind(addr).await.map_err(bind_err("UDP", addr))?;
+            grow_socket_buffers(&socket, LISTENER_BUFFER);
+            Some(Arc::new(socket))
+        }
         None => None,
     };
     let tcp = match config.tcp_listen {

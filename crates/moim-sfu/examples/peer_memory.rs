@@ -1,6 +1,6 @@
-//! What one idle str0m PeerConnection costs in memory, configured as moim
-//! configures them (shared DTLS certificate, 300-packet video history), with
-//! and without the data-channel offer a subscriber PeerConnection makes.
+//! What one idle str0m PeerConnection costs in memory, built by moim's own
+//! `RtcFactory` (shared DTLS certificate, 300-packet video history), with and
+//! without the data-channel offer a subscriber PeerConnection makes.
 //!
 //! `cargo run --release -p moim-sfu --example peer_memory [-- --offer]`
 //! (one measurement per process, so freed memory is not counted twice)
@@ -9,8 +9,9 @@
 
 use std::time::Instant;
 
+use moim_sfu::api::PeerRole;
+use moim_sfu::rtc_factory::RtcFactory;
 use str0m::channel::ChannelConfig;
-use str0m::{Candidate, Rtc};
 
 const PEERS: u64 = 2000;
 
@@ -25,28 +26,12 @@ fn rss_kib() -> Result<u64, String> {
 }
 
 fn measure(with_offer: bool) -> Result<u64, String> {
-    let cert = str0m::crypto::from_feature_flags()
-        .dtls_provider
-        .generate_certificate()
-        .ok_or("no DTLS certificate")?;
-    let candidate = Candidate::host("127.0.0.1:7882".parse().map_err(|_| "addr")?, "udp")
-        .map_err(|e| e.to_string())?;
+    let factory = RtcFactory::new("127.0.0.1:7882".parse().map_err(|_| "addr")?, None);
     let now = Instant::now();
     let before = rss_kib()?;
     let mut held = Vec::new();
     for _ in 0..PEERS {
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .enable_opus(true, true)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_vp9(true)
-            .enable_av1(true)
-            .set_dtls_cert(cert.clone())
-            .set_send_buffer_video(300)
-            .build(now);
-        rtc.add_local_candidate(candidate.clone());
+        let mut rtc = factory.build(PeerRole::Subscriber, now);
         let mut offer = None;
         if with_offer {
             let mut api = rtc.sdp_api();

@@ -32,6 +32,9 @@ use crate::udp_batch::RecvBatch;
 /// case a doorbell ring is lost.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
+/// `recvmmsg` calls per wake-up before shard 0 turns to its timers and queue.
+const BATCHES_PER_READ: usize = 8;
+
 /// Wakes shard 0 out of its `poll` on the media socket.
 pub(crate) struct Doorbell {
     socket: UdpSocket,
@@ -191,7 +194,8 @@ impl SocketReader {
         if !self.wait(deadline) {
             return ReadOutcome::Read;
         }
-        loop {
+        // Bounded, so a flood cannot starve the shard's timers and commands.
+        for _ in 0..BATCHES_PER_READ {
             let n = match self.batch.recv(&self.socket) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadOutcome::Read,
@@ -242,9 +246,10 @@ impl SocketReader {
                 }
             }
             if n < crate::udp_batch::BATCH {
-                return ReadOutcome::Read;
+                break;
             }
         }
+        ReadOutcome::Read
     }
 
     /// True when the socket has something to read.

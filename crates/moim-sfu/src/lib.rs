@@ -13,7 +13,7 @@ pub mod forward;
 pub mod latency;
 mod peer;
 mod plane;
-mod rtc_factory;
+pub mod rtc_factory;
 pub mod sdp_munge;
 mod shard;
 pub mod stun;

@@ -22,9 +22,9 @@ use str0m::{Candidate, Rtc};
 use crate::api::PeerRole;
 
 /// Outgoing video packets kept per stream for retransmission.
-pub(crate) const VIDEO_SEND_HISTORY: usize = 300;
+pub const VIDEO_SEND_HISTORY: usize = 300;
 
-pub(crate) struct RtcFactory {
+pub struct RtcFactory {
     cert: Option<DtlsCert>,
     udp_candidate: SocketAddr,
     tcp_candidate: Option<SocketAddr>,

@@ -22,10 +22,6 @@ pub(crate) struct Subscription {
     pub fwd: Forwarder,
     /// Publisher payload type → this subscriber's payload type.
     pt_map: Option<(Pt, Pt)>,
-    /// The SSRC of the send stream last found for `mid`. str0m finds a send
-    /// stream by mid with a scan of all its streams (3 % of server CPU at
-    /// 1→200); by SSRC it is one hash lookup.
-    tx_ssrc: Option<(Mid, Ssrc)>,
 }
 
 impl Subscription {
@@ -35,7 +31,6 @@ impl Subscription {
             mid: None,
             fwd: Forwarder::new(),
             pt_map: None,
-            tx_ssrc: None,
         }
     }
 }
@@ -234,21 +229,9 @@ impl Shard {
                     }
                 };
                 let mut api = subscriber.rtc.direct_api();
-                let cached = match sub.tx_ssrc {
-                    Some((m, ssrc)) if m == mid => api
-                        .stream_tx(&ssrc)
-                        .is_some_and(|tx| tx.mid() == mid)
-                        .then_some(ssrc),
-                    _ => None,
-                };
-                let tx = match cached {
-                    Some(ssrc) => api.stream_tx(&ssrc),
-                    None => api.stream_tx_by_mid(mid, None),
-                };
-                let Some(tx) = tx else {
+                let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                     continue;
                 };
-                sub.tx_ssrc = Some((mid, tx.ssrc()));
                 tx.write_rtp(
                     RtpWrite::new(out_pt, SeqNo::from(seq), timestamp, now, payload.clone())
                         .marker(pkt.header.marker)

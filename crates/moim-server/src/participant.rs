@@ -72,6 +72,25 @@ impl Participant {
         self.grant.hidden
     }
 
+    /// A metadata/name/attributes update, from the participant itself or the
+    /// server API: empty metadata or name leave the old value, an attribute
+    /// set to "" is removed (LiveKit's semantics).
+    pub fn apply_profile(
+        &mut self,
+        metadata: String,
+        name: String,
+        attributes: std::collections::HashMap<String, String>,
+    ) {
+        if !metadata.is_empty() {
+            self.metadata = metadata;
+        }
+        if !name.is_empty() {
+            self.name = name;
+        }
+        self.attributes.extend(attributes);
+        self.attributes.retain(|_, v| !v.is_empty());
+    }
+
     pub fn bump(&mut self) {
         self.version += 1;
     }

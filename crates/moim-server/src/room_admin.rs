@@ -256,14 +256,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return Err(TwirpError::participant_not_found(&self.name, &u.identity));
         };
-        if !u.metadata.is_empty() {
-            p.metadata = u.metadata;
-        }
-        if !u.name.is_empty() {
-            p.name = u.name;
-        }
-        p.attributes.extend(u.attributes);
-        p.attributes.retain(|_, v| !v.is_empty());
+        p.apply_profile(u.metadata, u.name, u.attributes);
         let mut data_permission = None;
         if let Some(perm) = u.permission {
             let g = &mut p.grant;

@@ -116,14 +116,7 @@ impl Room {
                     }));
                     return;
                 }
-                if !u.metadata.is_empty() {
-                    p.metadata = u.metadata;
-                }
-                if !u.name.is_empty() {
-                    p.name = u.name;
-                }
-                p.attributes.extend(u.attributes);
-                p.attributes.retain(|_, v| !v.is_empty());
+                p.apply_profile(u.metadata, u.name, u.attributes);
                 p.bump();
                 let info = p.info();
                 p.send(Resp::Update(lk::ParticipantUpdate {

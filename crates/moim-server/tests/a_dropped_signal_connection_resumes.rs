@@ -6,36 +6,19 @@ mod common;
 
 use std::time::Duration;
 
-use moim_client::{AudioOptions, Client, ClientEvent, ConnectOptions};
+use moim_client::{Client, ClientEvent, ConnectOptions};
 use moim_proto::lk;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_resumes_and_its_media_keeps_flowing() {
     let server = common::start().await;
-    let (alice, mut alice_ev) = Client::connect(
-        &server.url,
-        &common::token("r", "alice"),
-        ConnectOptions::default(),
-    )
-    .await
-    .expect("alice joins");
-    let (bob, mut bob_ev) = Client::connect(
-        &server.url,
-        &common::token("r", "bob"),
-        ConnectOptions::default(),
-    )
-    .await
-    .expect("bob joins");
-    let track = alice
-        .publish_audio(AudioOptions::default())
-        .await
-        .expect("publish");
-    bob_ev
-        .wait_for(Duration::from_secs(10), |e| {
-            matches!(e, ClientEvent::MediaReceived { .. }).then_some(())
-        })
-        .await
-        .expect("media flows");
+    let common::AudioFlowing {
+        alice,
+        mut alice_ev,
+        bob,
+        mut bob_ev,
+        track,
+    } = common::audio_flowing(&server, "r").await;
 
     alice.close_ws_only().await.expect("drop the WebSocket");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -188,30 +188,14 @@ async fn an_oversized_frame_closes_only_that_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_on_the_media_port_does_not_disturb_media() {
     let server = common::start().await;
-    let (alice, _a) = Client::connect(
-        &server.url,
-        &common::token("u", "alice"),
-        ConnectOptions::default(),
-    )
-    .await
-    .expect("join");
-    let (bob, mut bob_ev) = Client::connect(
-        &server.url,
-        &common::token("u", "bob"),
-        ConnectOptions::default(),
-    )
-    .await
-    .expect("join");
-    let track = alice
-        .publish_audio(AudioOptions::default())
-        .await
-        .expect("publish");
-    bob_ev
-        .wait_for(Duration::from_secs(10), |e| {
-            matches!(e, ClientEvent::MediaReceived { .. }).then_some(())
-        })
-        .await
-        .expect("media flows");
+    // Everyone is bound, so the publisher and both event streams live on.
+    let common::AudioFlowing {
+        alice: _alice,
+        alice_ev: _alice_ev,
+        bob,
+        bob_ev: _bob_ev,
+        track,
+    } = common::audio_flowing(&server, "u").await;
     let junk = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let mut seed: u32 = 0x1234_5678;
     for i in 0..2000u32 {

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use moim_client::{AudioOptions, Client, ClientEvent, ClientEvents, ConnectOptions, LocalTrack};
 use moim_server::{Server, ServerConfig};
 
 pub struct TestServer {
@@ -60,4 +61,47 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f()
+}
+
+/// Joins `room` as `identity` with default options.
+pub async fn join(server: &TestServer, room: &str, identity: &str) -> (Client, ClientEvents) {
+    Client::connect(
+        &server.url,
+        &token(room, identity),
+        ConnectOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{identity} cannot join {room}: {e}"))
+}
+
+/// The starting point of tests about media that is already flowing: alice
+/// publishes audio in `room` and bob has received some of it.
+pub struct AudioFlowing {
+    pub alice: Client,
+    pub alice_ev: ClientEvents,
+    pub bob: Client,
+    pub bob_ev: ClientEvents,
+    pub track: LocalTrack,
+}
+
+pub async fn audio_flowing(server: &TestServer, room: &str) -> AudioFlowing {
+    let (alice, alice_ev) = join(server, room, "alice").await;
+    let (bob, mut bob_ev) = join(server, room, "bob").await;
+    let track = alice
+        .publish_audio(AudioOptions::default())
+        .await
+        .expect("alice publishes audio");
+    bob_ev
+        .wait_for(Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::MediaReceived { .. }).then_some(())
+        })
+        .await
+        .expect("alice's audio reaches bob");
+    AudioFlowing {
+        alice,
+        alice_ev,
+        bob,
+        bob_ev,
+        track,
+    }
 }

@@ -94,20 +94,14 @@ const LISTENER_BUFFER: usize = 4 << 20;
 /// The same for each relay socket; there is one per allocation.
 pub(crate) const RELAY_BUFFER: usize = 1 << 20;
 
-/// Best effort: the kernel caps the size at net.core.{r,w}mem_max.
-pub(crate) fn grow_socket_buffers(socket: &impl std::os::fd::AsFd, bytes: usize) {
+/// Best effort: the kernel caps the size at net.core.{r,w}mem_max. Returns
+/// the receive buffer granted.
+pub(crate) fn grow_socket_buffers(socket: &impl std::os::fd::AsFd, bytes: usize) -> usize {
     let sock = socket2::SockRef::from(socket);
     let _ = sock.set_recv_buffer_size(bytes);
     let _ = sock.set_send_buffer_size(bytes);
     // Linux reports twice what it granted.
-    let granted = sock.recv_buffer_size().unwrap_or(0) / 2;
-    if granted < bytes {
-        tracing::debug!(
-            asked = bytes,
-            granted,
-            "TURN socket buffer capped by net.core.rmem_max; raise it for bursty relays"
-        );
-    }
+    sock.recv_buffer_size().unwrap_or(0) / 2
 }
 
 fn bind_hint(e: &io::Error, addr: SocketAddr) -> String {
@@ -194,7 +188,18 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
     let udp = match config.udp_listen {
         Some(addr) => {
             let socket = UdpSocket::bind(addr).await.map_err(bind_err("UDP", addr))?;
-            grow_socket_buffers(&socket, LISTENER_BUFFER);
+            let granted = grow_socket_buffers(&socket, LISTENER_BUFFER);
+            if granted < LISTENER_BUFFER {
+                tracing::warn!(
+                    granted_kib = granted / 1024,
+                    "the TURN UDP listener got a {} KiB kernel receive buffer, less than the {} KiB \
+                     asked for; bursts from many clients can overflow it and relayed media is lost. \
+                     Raise the cap: sysctl -w net.core.rmem_max={LISTENER_BUFFER} \
+                     net.core.wmem_max={LISTENER_BUFFER}",
+                    granted / 1024,
+                    LISTENER_BUFFER / 1024
+                );
+            }
             Some(Arc::new(socket))
         }
         None => None,

@@ -148,8 +148,10 @@ pub async fn run_uclient(bin: PathBuf, args: Vec<String>, limit: Duration) -> Ru
 }
 
 /// uclient arguments for client-to-client relaying through `server`.
+/// Without `-c` in `extra`, uclient allocates an RTP/RTCP pair per client
+/// with EVEN-PORT and RESERVATION-TOKEN.
 pub fn relay_args(server: SocketAddr, user: &str, pass: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["-y", "-c", "-n", "40", "-m", "2", "-l", "120", "-z", "5"]
+    let mut args: Vec<String> = ["-y", "-n", "40", "-m", "2", "-l", "120", "-z", "5"]
         .iter()
         .map(|s| s.to_string())
         .collect();

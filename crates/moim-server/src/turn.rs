@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use moim_proto::lk;
+use moim_turn::proto::PeerPolicy;
 use moim_turn::{TurnConfig, TurnHandle};
 use rand::RngCore;
 use tracing::{info, warn};
@@ -56,14 +57,76 @@ impl TurnOffer {
     }
 }
 
+/// Where moim itself is: what the TURN peer filter must keep relays away
+/// from, except for the media port.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnAddresses {
+    /// The listening address (may be unspecified).
+    pub bind: IpAddr,
+    /// The address written into ICE candidates.
+    pub announce: IpAddr,
+    /// The UDP port the media plane is bound to.
+    pub media_port: u16,
+}
+
+/// The peer filter for moim's TURN: public peers, plus moim's own media
+/// port on the announced (and bound) address. Every other port of every
+/// address of this host is refused, so a TURN user cannot reach the
+/// host's other services. Relays are UDP, so the ICE-TCP port needs no
+/// opening.
+pub fn peer_policy(own: OwnAddresses, local: &[IpAddr]) -> PeerPolicy {
+    let mut policy = PeerPolicy::default();
+    for ip in local {
+        policy.own_address(*ip);
+    }
+    policy.own_address(own.announce);
+    if !policy.allow_own_port(SocketAddr::new(own.announce, own.media_port)) {
+        warn!(
+            announce = %own.announce,
+            "the announced address cannot be a TURN peer (unspecified or multicast), so clients \
+             relayed through TURN cannot reach media; set --node-ip to this host's reachable IP"
+        );
+    }
+    // The unspecified address is never opened (allow_own_port refuses
+    // it): with --bind 0.0.0.0 only the announced address is.
+    if !own.bind.is_unspecified() && own.bind != own.announce {
+        policy.allow_own_port(SocketAddr::new(own.bind, own.media_port));
+    }
+    policy
+}
+
+/// Every address configured on this host's interfaces, or an empty list
+/// (with a warning) if they cannot be read.
+fn local_addresses() -> Vec<IpAddr> {
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => addrs
+            .filter_map(|a| a.address)
+            .filter_map(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            })
+            .collect(),
+        Err(e) => {
+            warn!(
+                error = %e,
+                "cannot list this host's addresses (getifaddrs); the TURN peer filter still \
+                 refuses private and loopback peers and the announced address's other ports, \
+                 but not other public addresses of this host"
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// Starts TURN. A port that is taken is reported and TURN is skipped, so
 /// media over UDP and ICE-TCP still works.
 pub async fn start(
     settings: &TurnSettings,
-    bind: IpAddr,
-    announce: IpAddr,
+    own: OwnAddresses,
     tls: Option<(Arc<rustls::ServerConfig>, String)>,
 ) -> Option<(TurnHandle, TurnOffer)> {
+    let OwnAddresses { bind, announce, .. } = own;
     let secret = if settings.secret.is_empty() {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -81,11 +144,8 @@ pub async fn start(
         .unwrap_or_default();
     config.tls_listen = tls.map(|(cfg, _)| (SocketAddr::new(bind, settings.tls_port), cfg));
     config.relay_port_range = settings.relay_port_range.clone();
-    // Relaying to moim's own media address is what TURN is for here.
-    config.peer_policy.allow(announce);
-    if bind != announce {
-        config.peer_policy.allow(bind);
-    }
+    // Relaying to moim's own media port is what TURN is for here.
+    config.peer_policy = peer_policy(own, &local_addresses());
     if settings.dangerous_allow_private_peers {
         config.peer_policy.dangerous().allow_private_peers(true);
     }

@@ -210,7 +210,12 @@ impl TurnServer {
         let Some(a) = self.allocations.get_mut(&client) else {
             return;
         };
-        if a.relayed.is_none() || !a.has_permission(from.ip(), now) {
+        // Permissions are per IP; the server's own addresses are also
+        // limited to one port, in this direction as in the other.
+        if a.relayed.is_none()
+            || !a.has_permission(from.ip(), now)
+            || !self.cfg.peer_policy.port_allowed(from)
+        {
             trace!(?relay, "dropping peer datagram without permission");
             return;
         }
@@ -481,6 +486,7 @@ impl TurnServer {
         if a.relayed.is_none()
             || peer.is_ipv6() != self.cfg.relay_ipv6
             || !a.has_permission(peer.ip(), now)
+            || !self.cfg.peer_policy.port_allowed(peer)
         {
             trace!("dropping Send indication without permission");
             return;

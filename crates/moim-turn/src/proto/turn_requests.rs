@@ -262,7 +262,7 @@ impl TurnServer {
         if peer.is_ipv6() != self.cfg.relay_ipv6 {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
         }
-        if let Err(why) = self.cfg.peer_policy.check(peer.ip()) {
+        if let Err(why) = self.cfg.peer_policy.check(peer) {
             debug!(?why, "peer refused by policy");
             return Err(ErrorCode::Forbidden);
         }

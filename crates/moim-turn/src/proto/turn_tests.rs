@@ -176,6 +176,9 @@ fn public_peer() -> SocketAddr {
 #[path = "turn_reservation_tests.rs"]
 mod reservation;
 
+#[path = "turn_peer_tests.rs"]
+mod peer;
+
 #[test]
 fn binding_returns_xor_mapped_address() {
     let mut h = Harness::new(|_| {});

@@ -46,7 +46,7 @@ pub struct TurnConfig {
     /// Relay bandwidth per allocation in bytes per second; 0 is unlimited.
     pub bandwidth_bps: u64,
     /// Which peers relays may reach. Add moim's own media address with
-    /// [`PeerPolicy::allow`]; tests widen it with [`PeerPolicy::dangerous`].
+    /// [`PeerPolicy::allow_own_port`]; tests widen it with [`PeerPolicy::dangerous`].
     pub peer_policy: PeerPolicy,
     /// TCP and TLS connections open at once (default 4096).
     pub max_connections: usize,

@@ -175,6 +175,13 @@ impl TurnServer {
         self.allocations.len()
     }
 
+    /// Whether `client` holds an allocation with a bound relay.
+    pub fn has_allocation(&self, client: ClientAddr) -> bool {
+        self.allocations
+            .get(&client)
+            .is_some_and(|a| a.relayed.is_some())
+    }
+
     /// Number of relay ports held for a RESERVATION-TOKEN.
     pub fn reservation_count(&self) -> usize {
         self.reservations.len()

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
+use super::limits::Connections;
 use crate::proto::{ClientAddr, Command, PortRequest, RelayId, Transport, TurnServer};
 
 /// Largest datagram read from a socket.
@@ -46,6 +47,13 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A TCP or TLS client's writer, and whether its connection has been
+/// told it holds an allocation.
+struct Stream {
+    tx: mpsc::Sender<Vec<u8>>,
+    authenticated: bool,
 }
 
 struct Relay {
@@ -201,22 +209,29 @@ pub(crate) async fn run(
     mut core: TurnServer,
     udp: Option<Arc<UdpSocket>>,
     mut binder: RelayBinder,
+    conns: Connections,
     events_tx: mpsc::Sender<Event>,
     mut events: mpsc::Receiver<Event>,
 ) {
-    let mut streams: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut streams: HashMap<ClientAddr, Stream> = HashMap::new();
     let mut relays: HashMap<RelayId, Relay> = HashMap::new();
     loop {
         let deadline = core.poll_timeout();
+        let mut stream_request = None;
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { return };
                 let now = Instant::now();
                 match ev {
-                    Event::Client { from, data } => core.handle_client(now, from, &data),
+                    Event::Client { from, data } => {
+                        core.handle_client(now, from, &data);
+                        if from.transport.is_stream() {
+                            stream_request = Some(from);
+                        }
+                    }
                     Event::Peer { relay, from, data } => core.handle_peer(now, relay, from, &data),
                     Event::StreamOpen { client, tx } => {
-                        streams.insert(client, tx);
+                        streams.insert(client, Stream { tx, authenticated: false });
                     }
                     Event::StreamClosed { client } => {
                         streams.remove(&client);
@@ -239,8 +254,8 @@ pub(crate) async fn run(
                         }
                     }
                     Transport::Tcp | Transport::Tls => {
-                        if let Some(tx) = streams.get(&to) {
-                            if tx.try_send(data).is_err() {
+                        if let Some(s) = streams.get(&to) {
+                            if s.tx.try_send(data).is_err() {
                                 trace!("client stream backlogged: dropping");
                             }
                         }
@@ -271,6 +286,15 @@ pub(crate) async fn run(
                 }
                 Command::FreeRelay { relay } => {
                     relays.remove(&relay);
+                }
+            }
+        }
+        // After the commands: an Allocate is answered once its relay is bound.
+        if let Some(from) = stream_request {
+            if let Some(s) = streams.get_mut(&from) {
+                if !s.authenticated && core.has_allocation(from) {
+                    s.authenticated = true;
+                    conns.authenticated(from);
                 }
             }
         }

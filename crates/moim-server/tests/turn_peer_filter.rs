@@ -116,6 +116,10 @@ fn peers(own: IpAddr) -> Vec<(&'static str, IpAddr)> {
         IpAddr::V4(v4) => out.extend(forms(v4).into_iter().map(|f| ("own", f))),
         IpAddr::V6(_) => out.push(("own", own)),
     }
+    // In --dev moim's own address is the loopback one: try each once (a
+    // second ChannelBind to the same peer would be refused for that).
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(_, ip)| seen.insert(*ip));
     out
 }
 

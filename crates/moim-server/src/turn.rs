@@ -169,3 +169,57 @@ pub async fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ip: &str, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.parse().expect("ip"), port)
+    }
+
+    #[test]
+    fn only_the_media_port_of_moims_own_addresses_is_open() {
+        // Behind 1:1 NAT: bound to the private address, announcing the public one.
+        let own = OwnAddresses {
+            bind: "10.0.0.5".parse().expect("ip"),
+            announce: "93.184.216.34".parse().expect("ip"),
+            media_port: 7882,
+        };
+        let local: Vec<IpAddr> = ["10.0.0.5", "93.184.216.40", "127.0.0.1"]
+            .iter()
+            .map(|s| s.parse().expect("ip"))
+            .collect();
+        let p = peer_policy(own, &local);
+        assert!(
+            p.check(at("93.184.216.34", 7882)).is_ok(),
+            "announced media port"
+        );
+        assert!(p.check(at("10.0.0.5", 7882)).is_ok(), "bound media port");
+        for refused in [
+            at("93.184.216.34", 22),
+            at("10.0.0.5", 22),
+            at("93.184.216.40", 7882),
+            at("93.184.216.40", 22),
+            at("127.0.0.1", 7882),
+            at("0.0.0.0", 7882),
+        ] {
+            assert!(p.check(refused).is_err(), "{refused}");
+        }
+        assert!(p.check(at("8.8.8.8", 22)).is_ok(), "public peers");
+    }
+
+    #[test]
+    fn bind_any_opens_only_the_announced_address() {
+        let own = OwnAddresses {
+            bind: "0.0.0.0".parse().expect("ip"),
+            announce: "93.184.216.34".parse().expect("ip"),
+            media_port: 7882,
+        };
+        let p = peer_policy(own, &[]);
+        assert!(p.check(at("93.184.216.34", 7882)).is_ok());
+        for any in ["0.0.0.0", "::ffff:0.0.0.0"] {
+            assert!(p.check(at(any, 7882)).is_err(), "{any}");
+        }
+    }
+}

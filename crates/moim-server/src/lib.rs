@@ -120,7 +120,12 @@ impl Server {
         let turn_tls = tls_config.clone().map(|c| (c, tls_host));
         let (turn_handle, turn_offer) = match &config.turn {
             Some(settings) => {
-                match turn::start(settings, config.bind, config.announce_ip(), turn_tls).await {
+                let own = turn::OwnAddresses {
+                    bind: config.bind,
+                    announce: config.announce_ip(),
+                    media_port: media.udp_addr().port(),
+                };
+                match turn::start(settings, own, turn_tls).await {
                     Some((h, o)) => (Some(h), Some(o)),
                     None => (None, None),
                 }

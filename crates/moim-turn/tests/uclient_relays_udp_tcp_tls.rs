@@ -1,5 +1,7 @@
 //! coturn's turnutils_uclient relays through moim-turn over UDP, TCP and TLS
-//! with TURN REST credentials, and loses nothing.
+//! with TURN REST credentials, and loses nothing. These run with `-c` (one
+//! allocation per client, no RTCP twin); uclient_default_flags.rs runs
+//! without it.
 
 mod common;
 
@@ -42,22 +44,22 @@ async fn relay_without_loss(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_relays_over_udp_with_channels_without_loss() {
-    relay_without_loss(&[], |h| h.udp_addr).await;
+    relay_without_loss(&["-c"], |h| h.udp_addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_relays_over_udp_with_send_indications_without_loss() {
-    relay_without_loss(&["-s"], |h| h.udp_addr).await;
+    relay_without_loss(&["-c", "-s"], |h| h.udp_addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_relays_over_tcp_without_loss() {
-    relay_without_loss(&["-t"], |h| h.tcp_addr).await;
+    relay_without_loss(&["-c", "-t"], |h| h.tcp_addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_relays_over_tls_without_loss() {
-    relay_without_loss(&["-t", "-S"], |h| h.tls_addr).await;
+    relay_without_loss(&["-c", "-t", "-S"], |h| h.tls_addr).await;
 }
 
 /// uclient computes the REST username and password itself from the shared
@@ -67,7 +69,7 @@ async fn uclient_rest_secret_mode_matches_our_formula() {
     let Some(bin) = uclient() else { return };
     let handle = start(loopback_config(true)).await;
     let server = handle.udp_addr.expect("udp");
-    let mut args = relay_args(server, "uclient", "unused", &["-W", SECRET]);
+    let mut args = relay_args(server, "uclient", "unused", &["-c", "-W", SECRET]);
     // Drop "-w unused": with -W uclient derives the password.
     if let Some(i) = args.iter().position(|a| a == "-w") {
         args.drain(i..i + 2);

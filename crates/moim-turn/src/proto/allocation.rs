@@ -66,6 +66,9 @@ pub(crate) struct Allocation {
     pub pending: Option<PendingAllocate>,
     pub expires: Instant,
     pub lifetime: Duration,
+    /// RESERVATION-TOKEN of the port reserved beside this one (EVEN-PORT
+    /// R=1), repeated in every success response to the Allocate.
+    pub reservation_token: Option<[u8; 8]>,
     permissions: HashMap<IpAddr, Instant>,
     channels: HashMap<u16, Channel>,
     peer_channels: HashMap<SocketAddr, u16>,
@@ -102,6 +105,7 @@ impl Allocation {
             pending: Some(pending),
             expires: now + lifetime,
             lifetime,
+            reservation_token: None,
             permissions: HashMap::new(),
             channels: HashMap::new(),
             peer_channels: HashMap::new(),

@@ -50,6 +50,7 @@ pub mod attr {
     pub const REQUESTED_TRANSPORT: u16 = 0x0019;
     pub const MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
     pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+    pub const RESERVATION_TOKEN: u16 = 0x0022;
     pub const SOFTWARE: u16 = 0x8022;
     pub const FINGERPRINT: u16 = 0x8028;
 
@@ -72,6 +73,7 @@ pub mod attr {
         REQUESTED_TRANSPORT,
         MESSAGE_INTEGRITY_SHA256,
         XOR_MAPPED_ADDRESS,
+        RESERVATION_TOKEN,
     ];
 }
 

@@ -7,10 +7,12 @@ mod auth;
 mod error;
 pub mod message;
 mod peer_filter;
+mod reservation;
 mod turn;
 
 pub use allocation::{ClientAddr, RelayId, TokenBucket, Transport};
 pub use auth::{long_term_key, rest_credentials};
 pub use error::ErrorCode;
 pub use peer_filter::{canonical, DangerousPeerPolicy, PeerPolicy, Refusal};
-pub use turn::{Command, Config, TurnServer};
+pub use reservation::RESERVATION_LIFETIME;
+pub use turn::{Command, Config, PortRequest, TurnServer};

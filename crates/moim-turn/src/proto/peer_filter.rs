@@ -1,35 +1,71 @@
 //! Which peers a relay may talk to. By default only public unicast
 //! addresses: a TURN server on a cloud host must not become a way into the
-//! host's own network, its metadata service, or the operator's LAN.
+//! host's own network, its metadata service, or the operator's LAN, nor
+//! into the host itself on ports other than moim's media port.
+//!
+//! Every address is first reduced to one canonical form ([`canonical`]),
+//! so `::ffff:127.0.0.1`, `64:ff9b::7f00:1` and `2002:7f00:1::` are judged
+//! as `127.0.0.1` (the bypasses of coturn's CVE-2020-26262 and
+//! CVE-2026-27624).
 
-use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Peer address policy. Build with [`PeerPolicy::default`] and widen with
-/// [`PeerPolicy::allow`] or, for tests only, [`PeerPolicy::dangerous`].
+/// Peer address policy. Build with [`PeerPolicy::default`], name the
+/// server's own addresses with [`PeerPolicy::own_address`] and the one
+/// port on them relays may reach with [`PeerPolicy::allow_own_port`]; tests
+/// widen it with [`PeerPolicy::dangerous`].
 #[derive(Debug, Clone, Default)]
 pub struct PeerPolicy {
-    allowed: HashSet<IpAddr>,
+    /// The server's own addresses (canonical). A short list, so a linear
+    /// scan on the packet path beats hashing.
+    own: Vec<IpAddr>,
+    /// The (own address, port) pairs relays may reach: moim's media port.
+    open: Vec<SocketAddr>,
     allow_private: bool,
 }
 
 /// Why a peer was refused (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Never relayable: unspecified, multicast, broadcast, reserved, cloud metadata.
+    /// Never relayable: unspecified, multicast, broadcast, reserved, cloud
+    /// metadata, documentation. No option opens these.
     Unroutable,
     /// Loopback, private, CGNAT, link-local, ULA: needs the dangerous door.
     Private,
+    /// One of the server's own addresses, on a port other than the ones
+    /// opened with [`PeerPolicy::allow_own_port`].
+    OwnAddress,
 }
 
 /// The door to options that weaken the relay's protection.
 pub struct DangerousPeerPolicy<'a>(&'a mut PeerPolicy);
 
 impl PeerPolicy {
-    /// Always permits `ip` (e.g. moim's own media address, even if private).
-    pub fn allow(&mut self, ip: IpAddr) -> &mut Self {
-        self.allowed.insert(canonical(ip));
+    /// Marks `ip` as one of the server's own addresses: refused on every
+    /// port not opened with [`PeerPolicy::allow_own_port`], even if public.
+    pub fn own_address(&mut self, ip: IpAddr) -> &mut Self {
+        let ip = canonical(ip);
+        if !self.own.contains(&ip) {
+            self.own.push(ip);
+        }
         self
+    }
+
+    /// Lets relays reach `addr`, one of the server's own addresses (even a
+    /// private one) on one port: moim's media port, which relayed ICE
+    /// needs. The unspecified address, multicast and the like are never
+    /// opened: this returns `false` and changes nothing for them.
+    pub fn allow_own_port(&mut self, addr: SocketAddr) -> bool {
+        let ip = canonical(addr.ip());
+        if matches!(classify(ip), Class::Never) || addr.port() == 0 {
+            return false;
+        }
+        self.own_address(ip);
+        let addr = SocketAddr::new(ip, addr.port());
+        if !self.open.contains(&addr) {
+            self.open.push(addr);
+        }
+        true
     }
 
     /// Options that make the relay reach what it normally must not.
@@ -42,18 +78,38 @@ impl PeerPolicy {
         self.allow_private
     }
 
-    /// Decides on a peer address, after canonicalisation.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
-        let ip = canonical(ip);
-        if self.allowed.contains(&ip) {
+    /// Decides on a peer address and port, after canonicalisation.
+    pub fn check(&self, peer: SocketAddr) -> Result<(), Refusal> {
+        let ip = canonical(peer.ip());
+        let class = classify(ip);
+        if matches!(class, Class::Never) {
+            return Err(Refusal::Unroutable);
+        }
+        if self.open.contains(&SocketAddr::new(ip, peer.port())) {
             return Ok(());
         }
-        match classify(ip) {
+        // Under the test door, private own addresses (loopback in --dev)
+        // are like any other private peer; public ones stay closed.
+        if self.own.contains(&ip) && !(self.allow_private && matches!(class, Class::Private)) {
+            return Err(Refusal::OwnAddress);
+        }
+        match class {
             Class::Public => Ok(()),
             Class::Private if self.allow_private => Ok(()),
             Class::Private => Err(Refusal::Private),
-            Class::Unroutable => Err(Refusal::Unroutable),
+            Class::Unroutable | Class::Never => Err(Refusal::Unroutable),
         }
+    }
+
+    /// The per-datagram part of [`PeerPolicy::check`] for a peer whose IP
+    /// already holds a permission: only the port rule of the server's own
+    /// addresses depends on the port.
+    pub fn port_allowed(&self, peer: SocketAddr) -> bool {
+        if self.own.is_empty() {
+            return true;
+        }
+        let ip = canonical(peer.ip());
+        !self.own.contains(&ip) || self.check(SocketAddr::new(ip, peer.port())).is_ok()
     }
 }
 
@@ -70,7 +126,11 @@ impl DangerousPeerPolicy<'_> {
 enum Class {
     Public,
     Private,
+    /// Not a unicast destination anyone should relay to by default.
     Unroutable,
+    /// Not a destination at all (unspecified, multicast, broadcast), or one
+    /// no server can own (cloud metadata): refused whatever the options.
+    Never,
 }
 
 /// Unwraps IPv6 forms that embed an IPv4 address: IPv4-mapped
@@ -85,6 +145,10 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
     if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) && !(s[5] == 0 && s[6] == 0) {
         // Mapped, or compatible other than `::` and `::1` (kept as IPv6).
+        return IpAddr::V4(tail);
+    }
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        // IPv4-translated (`::ffff:0:a.b.c.d`, RFC 2765).
         return IpAddr::V4(tail);
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
@@ -109,10 +173,14 @@ fn classify_v4(ip: Ipv4Addr) -> Class {
         let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
         u32::from(ip) & mask == u32::from(Ipv4Addr::from(net)) & mask
     };
-    if o[0] == 0                          // 0/8 "this network"
+    if o[0] == 0                          // 0/8 "this network", incl. 0.0.0.0
         || o[0] >= 224                    // 224/4 multicast, 240/4 reserved, broadcast
-        || ip == Ipv4Addr::new(169, 254, 169, 254) // cloud metadata
-        || in_net([192, 0, 0, 0], 24)     // IETF protocol assignments
+        || ip == Ipv4Addr::new(169, 254, 169, 254)
+    // cloud metadata
+    {
+        return Class::Never;
+    }
+    if in_net([192, 0, 0, 0], 24)         // IETF protocol assignments
         || in_net([198, 18, 0, 0], 15)    // benchmarking
         || in_net([192, 0, 2, 0], 24)     // documentation
         || in_net([198, 51, 100, 0], 24)
@@ -136,12 +204,16 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
     let s = ip.segments();
     if ip.is_unspecified()
         || s[0] & 0xff00 == 0xff00          // ff00::/8 multicast
-        || s[..4] == [0x100, 0, 0, 0]       // 100::/64 discard
+        || s[..5] == [0; 5] && !ip.is_loopback()
+    // ::/80 leftovers that canonical() kept, e.g. ::0.0.0.1
+    {
+        return Class::Never;
+    }
+    if s[..4] == [0x100, 0, 0, 0]           // 100::/64 discard
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x2001 && s[1] == 0)    // Teredo: embeds an IPv4 peer
-        || (s[0] == 0x64 && s[1] == 0xff9b) // 64:ff9b::/32 incl. local-use NAT64
-        || s[..5] == [0; 5]                 // other IPv4-embedding leftovers
-            && !ip.is_loopback()
+        || (s[0] == 0x64 && s[1] == 0xff9b)
+    // 64:ff9b::/32 incl. local-use NAT64
     {
         return Class::Unroutable;
     }
@@ -153,115 +225,13 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
     {
         return Class::Private;
     }
+    if s[0] & 0xe000 != 0x2000 {
+        // Outside 2000::/3, nothing is global unicast today.
+        return Class::Unroutable;
+    }
     Class::Public
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("test address")
-    }
-
-    #[test]
-    fn default_policy_table() {
-        let p = PeerPolicy::default();
-        let refused = [
-            "127.0.0.1",
-            "127.255.0.9",
-            "10.1.2.3",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "100.64.0.1",
-            "100.127.255.254",
-            "169.254.1.1",
-            "169.254.169.254",
-            "224.0.0.1",
-            "239.255.255.250",
-            "255.255.255.255",
-            "0.0.0.0",
-            "0.1.2.3",
-            "240.0.0.1",
-            "::",
-            "::1",
-            "fc00::1",
-            "fd12:3456::1",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254",
-            "::127.0.0.1",
-            "64:ff9b::7f00:1",
-            "64:ff9b::a9fe:a9fe",
-            "64:ff9b:1::1",
-            "2002:7f00:1::",
-            "2002:a00:1::1",
-            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
-            "2001:db8::1",
-        ];
-        for a in refused {
-            assert!(p.check(ip(a)).is_err(), "{a} must be refused");
-        }
-        let allowed = [
-            "8.8.8.8",
-            "1.1.1.1",
-            "172.32.0.1",
-            "100.128.0.1",
-            "192.169.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-            "2002:808:808::1",
-        ];
-        for a in allowed {
-            assert_eq!(p.check(ip(a)), Ok(()), "{a} must be allowed");
-        }
-    }
-
-    #[test]
-    fn canonical_forms() {
-        assert_eq!(canonical(ip("::ffff:127.0.0.1")), ip("127.0.0.1"));
-        assert_eq!(canonical(ip("64:ff9b::7f00:1")), ip("127.0.0.1"));
-        assert_eq!(canonical(ip("2002:7f00:1::")), ip("127.0.0.1"));
-        assert_eq!(canonical(ip("::7f00:1")), ip("127.0.0.1"));
-        assert_eq!(canonical(ip("::")), ip("::"));
-        assert_eq!(canonical(ip("::1")), ip("::1"));
-    }
-
-    #[test]
-    fn dangerous_door_allows_loopback_but_not_unroutable() {
-        let mut p = PeerPolicy::default();
-        p.dangerous().allow_private_peers(true);
-        assert!(p.allows_private_peers());
-        for a in [
-            "127.0.0.1",
-            "::ffff:127.0.0.1",
-            "10.0.0.1",
-            "::1",
-            "fe80::1",
-        ] {
-            assert_eq!(p.check(ip(a)), Ok(()), "{a}");
-        }
-        for a in [
-            "0.0.0.0",
-            "::",
-            "224.0.0.1",
-            "169.254.169.254",
-            "64:ff9b::a9fe:a9fe",
-        ] {
-            assert_eq!(p.check(ip(a)), Err(Refusal::Unroutable), "{a}");
-        }
-    }
-
-    #[test]
-    fn allow_list_exception() {
-        let mut p = PeerPolicy::default();
-        p.allow(ip("10.0.0.5"));
-        assert_eq!(p.check(ip("10.0.0.5")), Ok(()));
-        assert_eq!(p.check(ip("::ffff:10.0.0.5")), Ok(()));
-        assert_eq!(p.check(ip("10.0.0.6")), Err(Refusal::Private));
-    }
-}
+#[path = "peer_filter_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ use super::message::{
     attr, method, ChannelData, Class, DecodeError, Integrity, Message, MessageBuilder,
 };
 use super::peer_filter::PeerPolicy;
+use super::reservation::{Reservation, Reservations, RESERVATION_LIFETIME};
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const UDP: u8 = 17;
@@ -76,10 +77,29 @@ pub enum Command {
     BindRelay {
         relay: RelayId,
         ipv6: bool,
-        even_port: bool,
+        port: PortRequest,
     },
     /// Close relay socket `relay`.
     FreeRelay { relay: RelayId },
+}
+
+/// Which port a relay socket must get (EVEN-PORT, RFC 8656 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRequest {
+    /// Any free port of the range.
+    Any,
+    /// An even port.
+    Even,
+    /// An even port N for `relay`, and N+1 bound as well and kept under
+    /// `reserve` (until a FreeRelay, or until an allocation claims it).
+    /// Both or neither: report `None` if the pair cannot be had.
+    EvenPair { reserve: RelayId },
+}
+
+/// An EVEN-PORT R=1 Allocate whose pair of sockets is being bound.
+struct PendingPair {
+    reserve: RelayId,
+    identity: String,
 }
 
 /// A verified long-term credential.
@@ -107,7 +127,10 @@ pub struct TurnServer {
     unix_at_epoch: u64,
     allocations: HashMap<ClientAddr, Allocation>,
     by_relay: HashMap<RelayId, ClientAddr>,
+    /// Allocations plus reservations held by each identity.
     per_identity: HashMap<String, usize>,
+    reservations: Reservations,
+    pairs: HashMap<RelayId, PendingPair>,
     next_id: u64,
     next_sweep: Option<Instant>,
     commands: VecDeque<Command>,
@@ -129,6 +152,8 @@ impl TurnServer {
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             per_identity: HashMap::new(),
+            reservations: Reservations::new(nonce_key),
+            pairs: HashMap::new(),
             next_id: 1,
             next_sweep: None,
             commands: VecDeque::new(),
@@ -148,6 +173,18 @@ impl TurnServer {
     /// Number of live or pending allocations.
     pub fn allocation_count(&self) -> usize {
         self.allocations.len()
+    }
+
+    /// Whether `client` holds an allocation with a bound relay.
+    pub fn has_allocation(&self, client: ClientAddr) -> bool {
+        self.allocations
+            .get(&client)
+            .is_some_and(|a| a.relayed.is_some())
+    }
+
+    /// Number of relay ports held for a RESERVATION-TOKEN.
+    pub fn reservation_count(&self) -> usize {
+        self.reservations.len()
     }
 
     fn unix_secs(&self, now: Instant) -> u64 {
@@ -180,7 +217,12 @@ impl TurnServer {
         let Some(a) = self.allocations.get_mut(&client) else {
             return;
         };
-        if a.relayed.is_none() || !a.has_permission(from.ip(), now) {
+        // Permissions are per IP; the server's own addresses are also
+        // limited to one port, in this direction as in the other.
+        if a.relayed.is_none()
+            || !a.has_permission(from.ip(), now)
+            || !self.cfg.peer_policy.port_allowed(from)
+        {
             trace!(?relay, "dropping peer datagram without permission");
             return;
         }
@@ -205,12 +247,26 @@ impl TurnServer {
     /// The shell's answer to [`Command::BindRelay`]: the bound address, or
     /// `None` if no port could be bound.
     pub fn relay_bound(&mut self, now: Instant, relay: RelayId, bound: Option<SocketAddr>) {
+        let pair = self.pairs.remove(&relay);
         let Some(client) = self.by_relay.get(&relay).copied() else {
             if bound.is_some() {
                 self.commands.push_back(Command::FreeRelay { relay });
             }
+            if let Some(p) = pair {
+                self.release_slot(&p.identity);
+                if bound.is_some() {
+                    self.commands
+                        .push_back(Command::FreeRelay { relay: p.reserve });
+                }
+            }
             return;
         };
+        if bound.is_none() {
+            if let Some(p) = &pair {
+                // The slot taken for the reservation that did not happen.
+                self.release_slot(&p.identity);
+            }
+        }
         let Some(bound) = bound else {
             let Some(a) = self.allocations.get(&client) else {
                 return;
@@ -236,6 +292,22 @@ impl TurnServer {
         };
         a.relayed = Some(SocketAddr::new(public, bound.port()));
         a.expires = now + a.lifetime;
+        if let Some(p) = pair {
+            // The shell bound N+1 beside N (PortRequest::EvenPair).
+            let next = SocketAddr::new(public, bound.port().saturating_add(1));
+            let token = self.reservations.new_token();
+            self.reservations.insert(
+                token,
+                Reservation {
+                    relay: p.reserve,
+                    relayed: next,
+                    identity: p.identity,
+                    expires: now + RESERVATION_LIFETIME,
+                },
+            );
+            a.reservation_token = Some(token);
+            debug!(reserved = ?next, "relay port reserved for a RESERVATION-TOKEN");
+        }
         debug!(?relay, relayed = ?a.relayed, "allocation ready");
         self.send_allocate_success(client);
     }
@@ -263,7 +335,14 @@ impl TurnServer {
         for a in self.allocations.values_mut() {
             a.sweep(now);
         }
-        self.next_sweep = (!self.allocations.is_empty()).then_some(now + SWEEP_INTERVAL);
+        for r in self.reservations.expire(now) {
+            debug!(reserved = ?r.relayed, "reservation lapsed unclaimed");
+            self.release_slot(&r.identity);
+            self.commands
+                .push_back(Command::FreeRelay { relay: r.relay });
+        }
+        let idle = self.allocations.is_empty() && self.reservations.is_empty();
+        self.next_sweep = (!idle).then_some(now + SWEEP_INTERVAL);
     }
 
     fn next_transaction_id(&mut self) -> [u8; 12] {
@@ -279,13 +358,18 @@ impl TurnServer {
             return;
         };
         self.by_relay.remove(&a.id);
-        if let Some(n) = self.per_identity.get_mut(&a.identity) {
+        self.release_slot(&a.identity);
+        self.commands.push_back(Command::FreeRelay { relay: a.id });
+    }
+
+    /// Gives back one unit of `identity`'s quota.
+    fn release_slot(&mut self, identity: &str) {
+        if let Some(n) = self.per_identity.get_mut(identity) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.per_identity.remove(&a.identity);
+                self.per_identity.remove(identity);
             }
         }
-        self.commands.push_back(Command::FreeRelay { relay: a.id });
     }
 
     fn handle_request(&mut self, now: Instant, from: ClientAddr, msg: &Message<'_>) {
@@ -409,6 +493,7 @@ impl TurnServer {
         if a.relayed.is_none()
             || peer.is_ipv6() != self.cfg.relay_ipv6
             || !a.has_permission(peer.ip(), now)
+            || !self.cfg.peer_policy.port_allowed(peer)
         {
             trace!("dropping Send indication without permission");
             return;

@@ -6,10 +6,16 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::{Answer, Auth, Command, Reply, TurnServer, SWEEP_INTERVAL, UDP};
+use super::{
+    Answer, Auth, Command, PendingPair, PortRequest, Reply, TurnServer, SWEEP_INTERVAL, UDP,
+};
 use crate::proto::allocation::{Allocation, ClientAddr, PendingAllocate, RelayId, TokenBucket};
 use crate::proto::error::ErrorCode;
 use crate::proto::message::{attr, method, Integrity, Message, CHANNEL_RANGE};
+use crate::proto::reservation::Token;
+
+/// The R bit of EVEN-PORT: also reserve the next-higher port.
+const EVEN_PORT_RESERVE: u8 = 0x80;
 
 impl TurnServer {
     pub(super) fn lifetime(&self, msg: &Message<'_>) -> Result<Duration, ErrorCode> {
@@ -46,6 +52,23 @@ impl TurnServer {
             Some([_, _, _, _]) => return Err(ErrorCode::UnsupportedTransportProtocol),
             Some(_) => return Err(ErrorCode::BadRequest),
         }
+        let token: Option<Token> = match msg.get(attr::RESERVATION_TOKEN) {
+            None => None,
+            Some(v) => Some(v.try_into().map_err(|_| ErrorCode::BadRequest)?),
+        };
+        // The other bits of the flags byte are reserved and ignored.
+        let reserve = match msg.get(attr::EVEN_PORT) {
+            None => None,
+            Some([flags, ..]) => Some(flags & EVEN_PORT_RESERVE != 0),
+            Some([]) => return Err(ErrorCode::BadRequest),
+        };
+        // RFC 8656 §7.2 step 5: a token names the port (and so the family)
+        // already; asking for a parity or a family beside it is malformed.
+        if token.is_some()
+            && (reserve.is_some() || msg.get(attr::REQUESTED_ADDRESS_FAMILY).is_some())
+        {
+            return Err(ErrorCode::BadRequest);
+        }
         match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
             None => {}
             Some([0x01, ..]) if !self.cfg.relay_ipv6 => {}
@@ -56,16 +79,38 @@ impl TurnServer {
         if lifetime.is_zero() {
             return Err(ErrorCode::BadRequest);
         }
+        if let Some(token) = token {
+            return self.allocate_reserved(now, from, msg, auth, &token, lifetime);
+        }
+        // A reservation holds a socket like an allocation does, so it
+        // counts against both limits until it is claimed or lapses.
+        let slots = if reserve == Some(true) { 2 } else { 1 };
         let held = self.per_identity.get(&auth.identity).copied().unwrap_or(0);
-        if held >= self.cfg.user_quota {
-            debug!(held, "allocation quota reached");
+        if held + slots > self.cfg.user_quota {
+            debug!(held, slots, "allocation quota reached");
             return Err(ErrorCode::AllocationQuotaReached);
         }
-        if self.allocations.len() >= self.cfg.max_allocations {
+        if self.allocations.len() + self.reservations.len() + slots > self.cfg.max_allocations {
             return Err(ErrorCode::InsufficientCapacity);
         }
         self.next_id += 1;
         let id = RelayId(self.next_id);
+        let port = match reserve {
+            None => PortRequest::Any,
+            Some(false) => PortRequest::Even,
+            Some(true) => {
+                self.next_id += 1;
+                let reserve = RelayId(self.next_id);
+                self.pairs.insert(
+                    id,
+                    PendingPair {
+                        reserve,
+                        identity: auth.identity.clone(),
+                    },
+                );
+                PortRequest::EvenPair { reserve }
+            }
+        };
         let pending = PendingAllocate {
             integrity: auth.integrity,
             fingerprint: msg.has_fingerprint,
@@ -83,13 +128,57 @@ impl TurnServer {
         );
         self.allocations.insert(from, a);
         self.by_relay.insert(id, from);
-        *self.per_identity.entry(auth.identity.clone()).or_default() += 1;
+        *self.per_identity.entry(auth.identity.clone()).or_default() += slots;
         self.next_sweep.get_or_insert(now + SWEEP_INTERVAL);
         self.commands.push_back(Command::BindRelay {
             relay: id,
             ipv6: self.cfg.relay_ipv6,
-            even_port: msg.get(attr::EVEN_PORT).is_some(),
+            port,
         });
+        Ok(Answer::Done)
+    }
+
+    /// Allocate with a RESERVATION-TOKEN: the reserved socket becomes this
+    /// allocation's relay, with nothing to bind.
+    fn allocate_reserved(
+        &mut self,
+        now: Instant,
+        from: ClientAddr,
+        msg: &Message<'_>,
+        auth: &Auth,
+        token: &Token,
+        lifetime: Duration,
+    ) -> Result<Answer, ErrorCode> {
+        let r = self
+            .reservations
+            .claim(token, &auth.identity, now)
+            .map_err(|why| {
+                debug!(?why, "RESERVATION-TOKEN not honoured");
+                ErrorCode::InsufficientCapacity
+            })?;
+        let pending = PendingAllocate {
+            integrity: auth.integrity,
+            fingerprint: msg.has_fingerprint,
+        };
+        let mut a = Allocation::new(
+            r.relay,
+            auth.identity.clone(),
+            auth.username.clone(),
+            auth.key,
+            msg.transaction_id,
+            pending,
+            now,
+            lifetime,
+            TokenBucket::new(self.cfg.bandwidth_bps, now),
+        );
+        a.relayed = Some(r.relayed);
+        debug!(relayed = ?r.relayed, "allocation took its reserved port");
+        self.allocations.insert(from, a);
+        self.by_relay.insert(r.relay, from);
+        // per_identity is unchanged: the reservation's slot is now this
+        // allocation's.
+        self.next_sweep.get_or_insert(now + SWEEP_INTERVAL);
+        self.send_allocate_success(from);
         Ok(Answer::Done)
     }
 
@@ -106,6 +195,7 @@ impl TurnServer {
         };
         let lifetime = u32::try_from(a.lifetime.as_secs()).unwrap_or(u32::MAX);
         let key = a.key;
+        let token = a.reservation_token;
         let reply = Reply {
             to: client,
             tx: a.allocate_tx,
@@ -117,6 +207,9 @@ impl TurnServer {
             b.add_xor_address(attr::XOR_RELAYED_ADDRESS, relayed)
                 .add_u32(attr::LIFETIME, lifetime)
                 .add_xor_address(attr::XOR_MAPPED_ADDRESS, client.addr);
+            if let Some(token) = token {
+                b.add(attr::RESERVATION_TOKEN, &token);
+            }
         });
     }
 
@@ -169,7 +262,7 @@ impl TurnServer {
         if peer.is_ipv6() != self.cfg.relay_ipv6 {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
         }
-        if let Err(why) = self.cfg.peer_policy.check(peer.ip()) {
+        if let Err(why) = self.cfg.peer_policy.check(peer) {
             debug!(?why, "peer refused by policy");
             return Err(ErrorCode::Forbidden);
         }

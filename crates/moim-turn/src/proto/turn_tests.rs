@@ -81,9 +81,17 @@ impl Harness {
         while let Some(c) = self.server.poll_command() {
             match c {
                 Command::SendToClient { data, .. } => to_client.push(data),
-                Command::BindRelay { relay, .. } => {
+                Command::BindRelay { relay, port, .. } => {
+                    // Like the shell: the next free port of the right parity,
+                    // and the one above it too for a pair.
                     self.next_port += 1;
+                    if port != PortRequest::Any && self.next_port % 2 == 1 {
+                        self.next_port += 1;
+                    }
                     let bound = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+                    if matches!(port, PortRequest::EvenPair { .. }) {
+                        self.next_port += 1;
+                    }
                     self.server.relay_bound(self.now, relay, Some(bound));
                 }
                 c => other.push(c),
@@ -164,6 +172,12 @@ fn peer_req(peer: SocketAddr) -> impl Fn(&mut MessageBuilder) {
 fn public_peer() -> SocketAddr {
     "8.8.8.8:4000".parse().expect("addr")
 }
+
+#[path = "turn_reservation_tests.rs"]
+mod reservation;
+
+#[path = "turn_peer_tests.rs"]
+mod peer;
 
 #[test]
 fn binding_returns_xor_mapped_address() {

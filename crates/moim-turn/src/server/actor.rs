@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
-use crate::proto::{ClientAddr, Command, RelayId, Transport, TurnServer};
+use super::limits::Connections;
+use crate::proto::{ClientAddr, Command, PortRequest, RelayId, Transport, TurnServer};
 
 /// Largest datagram read from a socket.
 const MAX_DATAGRAM: usize = 65_536;
@@ -48,9 +49,28 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A TCP or TLS client's writer, and whether its connection has been
+/// told it holds an allocation.
+struct Stream {
+    tx: mpsc::Sender<Vec<u8>>,
+    authenticated: bool,
+}
+
 struct Relay {
     socket: Arc<UdpSocket>,
     _reader: AbortOnDrop,
+}
+
+impl Relay {
+    /// Starts reading `socket`; what arrives goes to the core as `relay`.
+    fn start(socket: UdpSocket, relay: RelayId, events: &mpsc::Sender<Event>) -> Self {
+        let socket = Arc::new(socket);
+        let reader = tokio::spawn(read_relay(socket.clone(), relay, events.clone()));
+        Relay {
+            socket,
+            _reader: AbortOnDrop(reader),
+        }
+    }
 }
 
 /// Binds relay sockets at random ports of the range.
@@ -72,42 +92,73 @@ impl RelayBinder {
         }
     }
 
-    fn next_port(&mut self, even: bool) -> u16 {
+    /// A random port of the range; `even` rounds it to an even one, and
+    /// `room_above` keeps it below the top so N+1 is in the range too.
+    /// `None` if the range holds no such port.
+    fn next_port(&mut self, even: bool, room_above: bool) -> Option<u16> {
         // xorshift64
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let (lo, hi) = (u64::from(*self.range.start()), u64::from(*self.range.end()));
-        let port = lo + self.rng % (hi - lo + 1);
-        let port = if even && port % 2 == 1 {
-            if port > lo {
-                port - 1
-            } else {
-                port + 1
-            }
+        let lo = u64::from(*self.range.start());
+        let hi = u64::from(*self.range.end()).checked_sub(u64::from(room_above))?;
+        // Both ends rounded inwards to even, if asked.
+        let (lo, hi) = if even {
+            (lo + lo % 2, hi - hi % 2)
         } else {
-            port
+            (lo, hi)
         };
-        u16::try_from(port.min(hi)).unwrap_or(*self.range.end())
+        if lo > hi {
+            return None;
+        }
+        let step = if even { 2 } else { 1 };
+        let port = lo + (self.rng % ((hi - lo) / step + 1)) * step;
+        u16::try_from(port).ok()
     }
 
-    fn bind(&mut self, even: bool) -> Option<UdpSocket> {
+    /// Binds for `port`: the relay socket, and for [`PortRequest::EvenPair`]
+    /// the socket of the next-higher port too.
+    fn bind(&mut self, port: PortRequest) -> Option<(UdpSocket, Option<UdpSocket>)> {
+        let (even, pair) = match port {
+            PortRequest::Any => (false, false),
+            PortRequest::Even => (true, false),
+            PortRequest::EvenPair { .. } => (true, true),
+        };
         for _ in 0..BIND_ATTEMPTS {
-            let addr = SocketAddr::new(self.ip, self.next_port(even));
-            let Ok(std_socket) = std::net::UdpSocket::bind(addr) else {
+            let Some(n) = self.next_port(even, pair) else {
+                break;
+            };
+            let Some(first) = self.bind_one(n) else {
                 continue;
             };
-            if std_socket.set_nonblocking(true).is_err() {
-                continue;
+            if !pair {
+                return Some((first, None));
             }
-            super::grow_socket_buffers(&std_socket, super::RELAY_BUFFER);
-            match UdpSocket::from_std(std_socket) {
-                Ok(s) => return Some(s),
-                Err(e) => warn!(error = %e, "cannot register relay socket"),
+            // N+1 exists: next_port left room above N.
+            if let Some(second) = self.bind_one(n.saturating_add(1)) {
+                return Some((first, Some(second)));
             }
         }
-        warn!(range = ?self.range, "no free relay port after {BIND_ATTEMPTS} attempts");
+        warn!(
+            range = ?self.range,
+            ?port,
+            "no free relay port after {BIND_ATTEMPTS} attempts: the TURN relay port range is \
+             too small or nearly full; widen it"
+        );
         None
+    }
+
+    fn bind_one(&self, port: u16) -> Option<UdpSocket> {
+        let std_socket = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)).ok()?;
+        std_socket.set_nonblocking(true).ok()?;
+        super::grow_socket_buffers(&std_socket, super::RELAY_BUFFER);
+        match UdpSocket::from_std(std_socket) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot register relay socket with the runtime");
+                None
+            }
+        }
     }
 }
 
@@ -158,22 +209,29 @@ pub(crate) async fn run(
     mut core: TurnServer,
     udp: Option<Arc<UdpSocket>>,
     mut binder: RelayBinder,
+    conns: Connections,
     events_tx: mpsc::Sender<Event>,
     mut events: mpsc::Receiver<Event>,
 ) {
-    let mut streams: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut streams: HashMap<ClientAddr, Stream> = HashMap::new();
     let mut relays: HashMap<RelayId, Relay> = HashMap::new();
     loop {
         let deadline = core.poll_timeout();
+        let mut stream_request = None;
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { return };
                 let now = Instant::now();
                 match ev {
-                    Event::Client { from, data } => core.handle_client(now, from, &data),
+                    Event::Client { from, data } => {
+                        core.handle_client(now, from, &data);
+                        if from.transport.is_stream() {
+                            stream_request = Some(from);
+                        }
+                    }
                     Event::Peer { relay, from, data } => core.handle_peer(now, relay, from, &data),
                     Event::StreamOpen { client, tx } => {
-                        streams.insert(client, tx);
+                        streams.insert(client, Stream { tx, authenticated: false });
                     }
                     Event::StreamClosed { client } => {
                         streams.remove(&client);
@@ -196,8 +254,8 @@ pub(crate) async fn run(
                         }
                     }
                     Transport::Tcp | Transport::Tls => {
-                        if let Some(tx) = streams.get(&to) {
-                            if tx.try_send(data).is_err() {
+                        if let Some(s) = streams.get(&to) {
+                            if s.tx.try_send(data).is_err() {
                                 trace!("client stream backlogged: dropping");
                             }
                         }
@@ -213,20 +271,14 @@ pub(crate) async fn run(
                 Command::BindRelay {
                     relay,
                     ipv6: _,
-                    even_port,
+                    port,
                 } => {
-                    let bound = binder.bind(even_port).and_then(|socket| {
+                    let bound = binder.bind(port).and_then(|(socket, next)| {
                         let addr = socket.local_addr().ok()?;
-                        let socket = Arc::new(socket);
-                        let reader =
-                            tokio::spawn(read_relay(socket.clone(), relay, events_tx.clone()));
-                        relays.insert(
-                            relay,
-                            Relay {
-                                socket,
-                                _reader: AbortOnDrop(reader),
-                            },
-                        );
+                        if let (Some(next), PortRequest::EvenPair { reserve }) = (next, port) {
+                            relays.insert(reserve, Relay::start(next, reserve, &events_tx));
+                        }
+                        relays.insert(relay, Relay::start(socket, relay, &events_tx));
                         Some(addr)
                     });
                     debug!(?relay, ?bound, "relay socket");
@@ -237,11 +289,62 @@ pub(crate) async fn run(
                 }
             }
         }
+        // After the commands: an Allocate is answered once its relay is bound.
+        if let Some(from) = stream_request {
+            if let Some(s) = streams.get_mut(&from) {
+                if !s.authenticated && core.has_allocation(from) {
+                    s.authenticated = true;
+                    conns.authenticated(from);
+                }
+            }
+        }
     }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
     if let Some(d) = deadline {
         tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binder(range: RangeInclusive<u16>) -> RelayBinder {
+        RelayBinder::new(IpAddr::from([127, 0, 0, 1]), range)
+    }
+
+    #[test]
+    fn port_choice_respects_parity_and_leaves_room_for_the_pair() {
+        let mut b = binder(50000..=50009);
+        for _ in 0..200 {
+            let any = b.next_port(false, false).expect("port");
+            assert!((50000..=50009).contains(&any));
+            let even = b.next_port(true, false).expect("even port");
+            assert!(even.is_multiple_of(2) && (50000..=50008).contains(&even));
+            let pair = b.next_port(true, true).expect("pair");
+            assert!(pair.is_multiple_of(2) && pair < 50009);
+        }
+        // Odd bounds: 50001..=50002 has an even port but no even pair.
+        let mut b = binder(50001..=50002);
+        assert_eq!(b.next_port(true, false), Some(50002));
+        assert_eq!(b.next_port(true, true), None);
+        assert_eq!(binder(50001..=50001).next_port(true, false), None);
+        assert_eq!(binder(0..=0).next_port(true, true), None);
+    }
+
+    #[tokio::test]
+    async fn an_even_pair_binds_n_and_n_plus_1() {
+        let mut b = binder(41000..=41999);
+        let (first, next) = b
+            .bind(PortRequest::EvenPair {
+                reserve: RelayId(2),
+            })
+            .expect("a free pair on loopback");
+        let n = first.local_addr().expect("addr").port();
+        let next = next.expect("the reserved socket");
+        assert_eq!(n % 2, 0);
+        assert_eq!(next.local_addr().expect("addr").port(), n + 1);
     }
 }

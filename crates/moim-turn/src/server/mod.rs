@@ -2,13 +2,14 @@
 //! listeners, UDP relay sockets, and one task that owns the core.
 
 mod actor;
+mod limits;
 mod stream;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
@@ -46,10 +47,18 @@ pub struct TurnConfig {
     /// Relay bandwidth per allocation in bytes per second; 0 is unlimited.
     pub bandwidth_bps: u64,
     /// Which peers relays may reach. Add moim's own media address with
-    /// [`PeerPolicy::allow`]; tests widen it with [`PeerPolicy::dangerous`].
+    /// [`PeerPolicy::allow_own_port`]; tests widen it with [`PeerPolicy::dangerous`].
     pub peer_policy: PeerPolicy,
-    /// TCP and TLS connections open at once (default 4096).
+    /// TCP and TLS connections open at once (default 4096). An eighth is
+    /// kept for connections that hold an allocation; the oldest connection
+    /// without one is closed to make room for a new one.
     pub max_connections: usize,
+    /// TCP and TLS connections from one IPv4 address or IPv6 /64 (default
+    /// 256: an office behind one NAT address is many users).
+    pub max_connections_per_source: usize,
+    /// A TCP or TLS connection must hold an allocation this long after it
+    /// was accepted, TLS handshake included, or it is closed (default 5 s).
+    pub auth_deadline: Duration,
 }
 
 impl TurnConfig {
@@ -69,6 +78,8 @@ impl TurnConfig {
             bandwidth_bps: 0,
             peer_policy: PeerPolicy::default(),
             max_connections: 4096,
+            max_connections_per_source: 256,
+            auth_deadline: Duration::from_secs(5),
         }
     }
 }
@@ -236,7 +247,11 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
             .tasks
             .spawn(actor::read_udp_listener(udp.clone(), events_tx.clone()));
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let conns = limits::Connections::new(limits::ConnLimits {
+        max: config.max_connections,
+        per_source: config.max_connections_per_source,
+        headroom: config.max_connections / 8,
+    });
     if let (Some(l), Some(addr)) = (tcp, config.tcp_listen) {
         handle.tcp_addr = Some(local(l.local_addr(), "TCP", addr)?);
         let ev = events_tx.clone();
@@ -245,7 +260,8 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
             None,
             Transport::Tcp,
             ev,
-            limit.clone(),
+            conns.clone(),
+            config.auth_deadline,
         ));
     }
     if let Some((l, acceptor)) = tls {
@@ -258,13 +274,14 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
             Some(acceptor),
             Transport::Tls,
             ev,
-            limit,
+            conns.clone(),
+            config.auth_deadline,
         ));
     }
     let relays = actor::RelayBinder::new(config.relay_ip, config.relay_port_range.clone());
     handle
         .tasks
-        .spawn(actor::run(core, udp, relays, events_tx, events_rx));
+        .spawn(actor::run(core, udp, relays, conns, events_tx, events_rx));
     info!(
         udp = ?handle.udp_addr,
         tcp = ?handle.tcp_addr,

@@ -1,24 +1,22 @@
-//! TCP and TLS clients: STUN/ChannelData stream framing (RFC 8656 §11).
+//! TCP and TLS clients: STUN/ChannelData stream framing (RFC 8656 §11),
+//! and the rules that keep idle connections from holding slots
+//! (`limits.rs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, trace};
 
 use super::actor::Event;
+use super::limits::{Admission, Connections};
 use crate::proto::message::frame_len;
 use crate::proto::{ClientAddr, Transport};
 
-/// A TLS handshake must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection must send its first frame within this, so idle sockets
-/// cannot hold connection slots.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued towards one client before new ones are dropped.
 const WRITE_QUEUE: usize = 256;
 const READ_CHUNK: usize = 16 * 1024;
@@ -28,10 +26,11 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
     transport: Transport,
     events: mpsc::Sender<Event>,
-    limit: Arc<Semaphore>,
+    conns: Connections,
+    auth_deadline: Duration,
 ) {
     // Connection tasks live in this set, so they stop with the listener.
-    let mut conns = JoinSet::new();
+    let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -43,21 +42,29 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    debug!("TURN connection limit reached: refusing");
-                    continue;
+                let client = ClientAddr { transport, addr };
+                let admission = match conns.admit(client) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        debug!(?why, "TURN connection refused");
+                        continue;
+                    }
                 };
                 let _ = tcp.set_nodelay(true);
-                let client = ClientAddr { transport, addr };
+                // The handshake, the 401 round trip and the Allocate all
+                // fit in this; idle or slow connections do not keep a slot.
+                let deadline = Instant::now() + auth_deadline;
                 let events = events.clone();
                 let tls = tls.clone();
-                conns.spawn(async move {
-                    let _permit = permit;
+                let conns = conns.clone();
+                tasks.spawn(async move {
                     match tls {
-                        None => serve(tcp, client, events).await,
+                        None => serve(tcp, client, events, conns, admission, deadline).await,
                         Some(acceptor) => {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(stream)) => serve(stream, client, events).await,
+                            match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                                Ok(Ok(tls)) => {
+                                    serve(tls, client, events, conns, admission, deadline).await
+                                }
                                 Ok(Err(e)) => debug!(error = %e, "TURN TLS handshake failed"),
                                 Err(_) => debug!("TURN TLS handshake timed out"),
                             }
@@ -65,13 +72,19 @@ pub(crate) async fn accept_loop(
                     }
                 });
             }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 }
 
-async fn serve<S>(stream: S, client: ClientAddr, events: mpsc::Sender<Event>)
-where
+async fn serve<S>(
+    stream: S,
+    client: ClientAddr,
+    events: mpsc::Sender<Event>,
+    conns: Connections,
+    mut admission: Admission,
+    deadline: Instant,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -90,13 +103,11 @@ where
     let reader = async {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
-        let mut seen_frame = false;
         loop {
             // Hand over every complete frame in the buffer.
             loop {
                 match frame_len(&buf) {
                     Ok(Some(n)) if buf.len() >= n => {
-                        seen_frame = true;
                         let data: Vec<u8> = buf.drain(..n).collect();
                         let ev = Event::Client { from: client, data };
                         if events.send(ev).await.is_err() {
@@ -110,28 +121,37 @@ where
                     }
                 }
             }
-            let read = if seen_frame {
-                rd.read(&mut chunk).await
-            } else {
-                match tokio::time::timeout(FIRST_FRAME_TIMEOUT, rd.read(&mut chunk)).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        debug!("TURN stream sent no frame in time: closing");
-                        return;
-                    }
-                }
-            };
-            match read {
+            match rd.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
     };
-    // Either side ending ends the connection.
+    let watchdog = async {
+        tokio::time::sleep_until(deadline).await;
+        if conns.is_pending(client) {
+            debug!("TURN stream has no allocation after the deadline: closing");
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    let evicted = async {
+        // Err means the sender was dropped: the connection authenticated
+        // and can no longer be evicted.
+        if (&mut admission.evicted).await.is_ok() {
+            debug!("TURN stream without allocation evicted to make room: closing");
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    // Any of these ending ends the connection.
     tokio::select! {
         () = writer => {}
         () = reader => {}
+        () = watchdog => {}
+        () = evicted => {}
     }
     trace!(?client, "TURN stream closed");
     let _ = events.send(Event::StreamClosed { client }).await;
+    drop(admission);
 }

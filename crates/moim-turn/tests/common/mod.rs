@@ -32,8 +32,17 @@ pub fn uclient() -> Option<PathBuf> {
 
 /// A self-signed rustls config for `localhost` (moim passes its own).
 pub fn tls_config() -> Arc<rustls::ServerConfig> {
+    tls_config_and_cert().0
+}
+
+/// [`tls_config`] and its certificate, for clients that must trust it.
+pub fn tls_config_and_cert() -> (
+    Arc<rustls::ServerConfig>,
+    rustls::pki_types::CertificateDer<'static>,
+) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
     let cert = ck.cert.der().clone();
+    let trust = cert.clone();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der());
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -43,7 +52,7 @@ pub fn tls_config() -> Arc<rustls::ServerConfig> {
     .with_no_client_auth()
     .with_single_cert(vec![cert], key.into())
     .expect("certificate");
-    Arc::new(cfg)
+    (Arc::new(cfg), trust)
 }
 
 /// Loopback config on ephemeral ports. `dangerous` lets relays reach
@@ -148,8 +157,10 @@ pub async fn run_uclient(bin: PathBuf, args: Vec<String>, limit: Duration) -> Ru
 }
 
 /// uclient arguments for client-to-client relaying through `server`.
+/// Without `-c` in `extra`, uclient allocates an RTP/RTCP pair per client
+/// with EVEN-PORT and RESERVATION-TOKEN.
 pub fn relay_args(server: SocketAddr, user: &str, pass: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["-y", "-c", "-n", "40", "-m", "2", "-l", "120", "-z", "5"]
+    let mut args: Vec<String> = ["-y", "-n", "40", "-m", "2", "-l", "120", "-z", "5"]
         .iter()
         .map(|s| s.to_string())
         .collect();

@@ -307,7 +307,16 @@ function scenario(run, server) {
       if (run.expectedPath === '/rtc/v1') {
         assert.ok(opened[0].hasJoinRequest, 'v1 signalling carries the join_request query parameter');
       }
-      const pcs = (await evalWithin(page, () => window.app.peerConnections())).filter((p) => p.connectionState !== 'closed');
+      // A publisher PeerConnection may still be finishing DTLS when the
+      // subscriptions are complete; wait for it rather than race it.
+      let pcs = [];
+      await waitFor(
+        async () => {
+          pcs = (await evalWithin(page, () => window.app.peerConnections())).filter((p) => p.connectionState !== 'closed');
+          return pcs.length === run.expectedPcs && pcs.every((pc) => pc.connectionState === 'connected');
+        },
+        { timeout: 10_000, describe: async () => `page ${page.label} PeerConnections: ${JSON.stringify(pcs)}` },
+      ).catch(() => {});
       assert.equal(pcs.length, run.expectedPcs, `page ${page.label} has ${pcs.length} live PeerConnections: ${JSON.stringify(pcs)}`);
       for (const pc of pcs) {
         assert.equal(pc.connectionState, 'connected', `page ${page.label} PeerConnection: ${JSON.stringify(pc)}`);
@@ -356,6 +365,13 @@ function scenario(run, server) {
     assert.equal(got.topic, 'moim-test', 'topic');
   });
 
+  step('rpc', `${run.id}: an RPC from A to B round-trips (needs a server version livekit-client accepts for RPC)`, { needs: ['join'], timeout: 30_000 }, async (t) => {
+    await evalWithin(B, (m) => window.app.registerRpc(m), 'moim.echo');
+    const { response, ms } = await evalWithin(A, ([id, m]) => window.app.performRpc(id, m, 'ping'), [ids.B, 'moim.echo'], 15_000);
+    t.diagnostic(`A's RPC to B answered in ${ms} ms: ${response}`);
+    assert.equal(response, `ping back from ${ids.B}`);
+  });
+
   step('reconnect', `${run.id}: B's killed signal WebSocket reconnects and media flows again`, { needs: ['join'], timeout: 90_000 }, async (t) => {
     const before = await stats(B);
     const killed = await evalWithin(B, () => window.app.killSignal());
@@ -399,6 +415,29 @@ function scenario(run, server) {
       );
       t.diagnostic(`page ${page.label}: 30 more video frames decoded ${Date.now() - resumedAt} ms after B's reconnect (framesDecoded ${s1[i].video.framesDecoded} -> ${last.video.framesDecoded})`);
     }
+  });
+
+  step('full-reconnect', `${run.id}: after A's full reconnect B decodes A's new video`, { needs: ['join'], timeout: 60_000 }, async (t) => {
+    const before = await evalWithin(B, (id) => window.app.remoteVideo(id), ids.A);
+    const at = await evalWithin(A, (s) => window.app.simulate(s), 'full-reconnect');
+    let firstFrameAt = null;
+    let last = null;
+    // The bound is generous; the time it took is what the test reports.
+    await waitFor(
+      async () => {
+        last = await evalWithin(B, (id) => window.app.remoteVideo(id), ids.A);
+        const fresh = last && last.trackSid && last.trackSid !== before?.trackSid;
+        if (fresh && last.framesDecoded > 0 && firstFrameAt === null) firstFrameAt = Date.now();
+        return fresh && last.framesDecoded >= 30;
+      },
+      {
+        timeout: 20_000,
+        interval: 100,
+        describe: async () => `B never decoded 30 frames of A's new video track: before ${JSON.stringify(before)}, now ${JSON.stringify(last)}; B events ${JSON.stringify((await evalWithin(B, () => window.app.events)).slice(-12).map((e) => e.name))}`,
+      },
+    );
+    t.diagnostic(`A full-reconnected (participant ${before?.sid} -> ${last.sid}, track ${before?.trackSid} -> ${last.trackSid}); B's first decoded frame ${firstFrameAt - at} ms, 30 frames ${Date.now() - at} ms after the reconnect began`);
+    console.log(`# ${run.id}: full reconnect to first remote frame ${firstFrameAt - at} ms`);
   });
 
   step('leave', `${run.id}: B sees ParticipantDisconnected within 2 s of A's room.disconnect()`, { needs: ['join'], timeout: 30_000 }, async (t) => {

@@ -61,6 +61,15 @@ pub enum Verdict {
     Drop,
 }
 
+/// Where an outgoing stream stands: the last sequence number and timestamp
+/// written to it, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub seq: u64,
+    pub timestamp: u32,
+    pub at: Instant,
+}
+
 /// Rewrites one publisher track for one subscriber.
 #[derive(Debug)]
 pub struct Forwarder {
@@ -68,7 +77,7 @@ pub struct Forwarder {
     /// Offsets that map the current layer onto the outgoing stream.
     seq_offset: i64,
     ts_offset: u32,
-    last_out: Option<(u64, u32, Instant)>,
+    last_out: Option<StreamPosition>,
     /// Highest layer this subscriber wants (adaptive stream may lower it).
     max_layer: usize,
     paused: bool,
@@ -90,6 +99,22 @@ impl Forwarder {
             max_layer: MAX_LAYERS - 1,
             paused: false,
         }
+    }
+
+    /// A forwarder onto a stream that already carried another track (an
+    /// `/rtc/v1` section reused for a new subscription keeps its SSRC). The
+    /// stream goes on from `position`: starting its sequence numbers over
+    /// would put every packet behind the receiver's SRTP replay window,
+    /// which drops them until the new numbers pass the old ones.
+    pub fn continue_stream(&mut self, position: StreamPosition) {
+        if self.last_out.is_none() {
+            self.last_out = Some(position);
+        }
+    }
+
+    /// The last packet this forwarder sent, if any.
+    pub fn position(&self) -> Option<StreamPosition> {
+        self.last_out
     }
 
     pub fn set_max_layer(&mut self, layer: usize) {
@@ -146,9 +171,13 @@ impl Forwarder {
         }
         let seq = seq as u64;
         let timestamp = p.timestamp.wrapping_add(self.ts_offset);
-        let newer = self.last_out.is_none_or(|(s, _, _)| seq > s);
+        let newer = self.last_out.is_none_or(|l| seq > l.seq);
         if newer {
-            self.last_out = Some((seq, timestamp, now));
+            self.last_out = Some(StreamPosition {
+                seq,
+                timestamp,
+                at: now,
+            });
         }
         Verdict::Forward { seq, timestamp }
     }
@@ -161,12 +190,12 @@ impl Forwarder {
                 self.seq_offset = 1 - p.seq as i64;
                 self.ts_offset = 0;
             }
-            Some((last_seq, last_ts, at)) => {
-                self.seq_offset = (last_seq + 1) as i64 - p.seq as i64;
-                let elapsed = now.saturating_duration_since(at);
+            Some(last) => {
+                self.seq_offset = (last.seq + 1) as i64 - p.seq as i64;
+                let elapsed = now.saturating_duration_since(last.at);
                 let ticks =
                     (elapsed.as_micros() as u64 * p.clock_rate as u64 / 1_000_000).max(1) as u32;
-                let out_ts = last_ts.wrapping_add(ticks);
+                let out_ts = last.timestamp.wrapping_add(ticks);
                 self.ts_offset = out_ts.wrapping_sub(p.timestamp);
             }
         }
@@ -187,6 +216,44 @@ mod tests {
             needs_keyframe: true,
             clock_rate: 90_000,
         }
+    }
+
+    #[test]
+    fn a_reused_stream_goes_on_from_where_the_last_track_stopped() {
+        let t0 = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, t0);
+        let mut old = Forwarder::new();
+        for i in 0..500u64 {
+            old.on_packet(video(0, 9000 + i, 3000 * i as u32, i == 0), &book, t0);
+        }
+        let left = old.position().expect("the old track sent packets");
+        assert_eq!(left.seq, 500);
+
+        // A different publisher's track, with its own random numbering,
+        // arrives on the same section 2 s later.
+        let t1 = t0 + Duration::from_secs(2);
+        book.saw(0, t1);
+        let mut new = Forwarder::new();
+        new.continue_stream(left);
+        let Verdict::Forward { seq, timestamp } =
+            new.on_packet(video(0, 40, 7_000_000, true), &book, t1)
+        else {
+            panic!("the new track's keyframe is forwarded");
+        };
+        assert_eq!(seq, 501, "no step back into the receiver's replay window");
+        assert_eq!(
+            timestamp,
+            left.timestamp.wrapping_add(2 * 90_000),
+            "the timestamp moves on by the time that passed"
+        );
+        assert_eq!(
+            new.on_packet(video(0, 41, 7_000_000, false), &book, t1),
+            Verdict::Forward {
+                seq: 502,
+                timestamp
+            }
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
+use crate::forward::StreamPosition;
 use crate::sdp_munge::{self, BoundSection};
 
 /// A track announced by `AddTrackRequest`, waiting for its SDP section.
@@ -52,6 +53,10 @@ pub(crate) struct Peer {
     pub labels: HashMap<Mid, SectionLabel>,
     /// Subscriptions with no section yet.
     pub waiting: Vec<(TrackKey, TrackKind, SectionLabel)>,
+    /// Where each section's outgoing stream stopped when its track went, so
+    /// a track that takes the section over continues it (`/rtc/v1` reuses
+    /// sections, and with them their SSRCs).
+    pub left_streams: HashMap<Mid, StreamPosition>,
     /// Sections to stop at the next server offer (dual-PC only).
     pub to_stop: Vec<Mid>,
 
@@ -87,6 +92,7 @@ impl Peer {
             sending: HashMap::new(),
             labels: HashMap::new(),
             waiting: Vec::new(),
+            left_streams: HashMap::new(),
             to_stop: Vec::new(),
             pending_offer: None,
             pending_offer_id: 0,

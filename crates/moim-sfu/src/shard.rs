@@ -402,13 +402,21 @@ impl Shard {
                         });
                     }
                 }
-                for (track, mid) in outcome.subscribed {
+                let bound: Vec<_> = outcome
+                    .subscribed
+                    .into_iter()
+                    .map(|(track, mid)| (track, mid, peer.left_streams.remove(&mid)))
+                    .collect();
+                for (track, mid, left) in bound {
                     if let Some(sub) = self
                         .tracks
                         .get_mut(&track)
                         .and_then(|t| t.subscription_mut(key))
                     {
                         sub.mid = Some(mid);
+                        if let Some(left) = left {
+                            sub.fwd.continue_stream(left);
+                        }
                     }
                     self.request_keyframe(track);
                 }
@@ -488,7 +496,10 @@ impl Shard {
 
     fn unsubscribe(&mut self, key: PeerKey, track_key: TrackKey) {
         if let Some(track) = self.tracks.get_mut(&track_key) {
-            track.subs.retain(|s| s.peer != key);
+            if let Some(i) = track.subs.iter().position(|s| s.peer == key) {
+                let sub = track.subs.remove(i);
+                self.remember_stream(&sub);
+            }
         }
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
@@ -523,7 +534,19 @@ impl Shard {
             p.expected.retain(|e| e.track != track_key);
         }
         for sub in track.subs {
+            self.remember_stream(&sub);
             self.unsubscribe(sub.peer, track_key);
+        }
+    }
+
+    /// Keeps where a subscription's outgoing stream stopped, for the track
+    /// that may take its section over.
+    fn remember_stream(&mut self, sub: &Subscription) {
+        let (Some(mid), Some(position)) = (sub.mid, sub.fwd.position()) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&sub.peer) {
+            peer.left_streams.insert(mid, position);
         }
     }
 

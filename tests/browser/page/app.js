@@ -183,6 +183,45 @@
       return bytes.byteLength;
     },
 
+    /** Answers RPC `method` with "<payload> back from <identity>". */
+    registerRpc(method) {
+      app.room.localParticipant.registerRpcMethod(method, async (data) => {
+        app.note('rpcInvoked', { method, caller: data.callerIdentity });
+        return `${data.payload} back from ${app.room.localParticipant.identity}`;
+      });
+    },
+
+    async performRpc(destinationIdentity, method, payload) {
+      const t = Date.now();
+      const response = await app.room.localParticipant.performRpc({ destinationIdentity, method, payload });
+      return { response, ms: Date.now() - t };
+    },
+
+    /** livekit-client's own fault injection (e.g. 'full-reconnect', 'signal-reconnect'). */
+    async simulate(scenario) {
+      const at = Date.now();
+      await app.room.simulateScenario(scenario);
+      return at;
+    },
+
+    /** The remote participant as this page sees it now: sid and its video track's decoder. */
+    async remoteVideo(identity) {
+      const p = app.room && app.room.remoteParticipants.get(identity);
+      if (!p) return null;
+      const pub = [...p.trackPublications.values()].find((x) => x.kind === 'video');
+      const out = { sid: p.sid, trackSid: pub?.trackSid ?? null, framesDecoded: 0, packetsReceived: 0 };
+      const receiver = pub?.track?.receiver;
+      if (!receiver) return out;
+      const report = await receiver.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp') {
+          out.framesDecoded += s.framesDecoded || 0;
+          out.packetsReceived += s.packetsReceived || 0;
+        }
+      });
+      return out;
+    },
+
     async leave() {
       const t = Date.now();
       await app.room.disconnect();

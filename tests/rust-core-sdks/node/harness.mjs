@@ -31,6 +31,15 @@ export async function waitUntil(cond, timeoutMs, what) {
   throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
 }
 
+/** Waits for a cleanup step at most `ms`; a step that hangs is logged, not awaited forever. */
+export async function bounded(promise, ms, what) {
+  let timer;
+  const late = new Promise((r) => (timer = setTimeout(() => r('late'), ms)));
+  const outcome = await Promise.race([promise.then(() => 'done', (e) => `failed: ${e}`), late]);
+  clearTimeout(timer);
+  if (outcome !== 'done') log(`cleanup: ${what} ${outcome === 'late' ? `still pending after ${ms} ms` : outcome}`);
+}
+
 async function freePort(kind) {
   if (kind === 'udp') {
     const s = dgram.createSocket('udp4');

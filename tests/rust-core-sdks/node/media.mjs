@@ -76,8 +76,13 @@ export class Publisher {
   }
 }
 
-async function drain(stream, onItem) {
+/** Reads `stream` until it ends or `reader.cancel()`; returns the reader and the loop's promise. */
+function drain(stream, onItem) {
   const reader = stream.getReader();
+  return { reader, done: readAll(reader, onItem) };
+}
+
+async function readAll(reader, onItem) {
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -86,8 +91,6 @@ async function drain(stream, onItem) {
     }
   } catch {
     // the stream was cancelled at the end of the test
-  } finally {
-    reader.releaseLock();
   }
 }
 
@@ -98,12 +101,12 @@ export class VideoSink {
     this.count = 0;
     this.last = null;
     this.arrivals = [];
-    this.done = drain(this.stream, (ev) => {
+    ({ reader: this.reader, done: this.done } = drain(this.stream, (ev) => {
       this.count++;
       this.last = ev.frame;
       this.arrivals.push(Date.now());
       if (this.arrivals.length > 2000) this.arrivals.shift();
-    });
+    }));
   }
 
   async freshFrames(n, timeoutMs) {
@@ -138,7 +141,7 @@ export class VideoSink {
   }
 
   async close() {
-    await this.stream.cancel().catch(() => {});
+    await this.reader.cancel().catch(() => {});
     await this.done;
   }
 }
@@ -149,11 +152,11 @@ export class AudioSink {
     this.stream = new AudioStream(track, RATE, 1);
     this.frames = 0;
     this.chunks = [];
-    this.done = drain(this.stream, (frame) => {
+    ({ reader: this.reader, done: this.done } = drain(this.stream, (frame) => {
       this.frames++;
       this.chunks.push(Int16Array.from(frame.data));
       if (this.chunks.length > 100) this.chunks.shift();
-    });
+    }));
   }
 
   /** Wait until `ms` of audio arrived after now (frames are 10 ms). */
@@ -188,7 +191,7 @@ export class AudioSink {
   }
 
   async close() {
-    await this.stream.cancel().catch(() => {});
+    await this.reader.cancel().catch(() => {});
     await this.done;
   }
 }

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { DataPacketKind, DisconnectReason, Room, RoomEvent, TrackKind, dispose } from '@livekit/rtc-node';
 import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
 
-import { API_KEY, API_SECRET, CutProxy, Moim, log, waitUntil } from './harness.mjs';
+import { API_KEY, API_SECRET, CutProxy, Moim, bounded, log, waitUntil } from './harness.mjs';
 import { AudioSink, Publisher, VideoSink } from './media.mjs';
 
 const ALICE = { identity: 'alice', rgb: [200, 40, 40], toneHz: 440 };
@@ -74,11 +74,21 @@ class Person {
   }
 
   async close() {
-    await this.publisher.stop();
-    for (const sink of [...this.video.values(), ...this.audio.values()]) await sink.close();
-    if (this.room.isConnected) await this.room.disconnect();
-    await this.proxy.close();
+    const who = this.identity;
+    await bounded(this.publisher.stop(), 5000, `${who}'s generators`);
+    for (const sink of [...this.video.values(), ...this.audio.values()]) await bounded(sink.close(), 5000, `${who}'s streams`);
+    if (this.room.isConnected) await bounded(this.room.disconnect(), 10_000, `${who}'s disconnect`);
+    await bounded(this.proxy.close(), 5000, `${who}'s proxy`);
   }
+}
+
+/** Rejects when `promise` takes longer than `ms`: an SDK call that never returns fails the test. */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 async function seesAndHears(who, other, label) {
@@ -111,7 +121,7 @@ async function scenario(singlePeerConnection, path) {
   try {
     // Join, on the path the options ask for.
     for (const p of [alice, bob]) {
-      await p.join(roomName, singlePeerConnection);
+      await withTimeout(p.join(roomName, singlePeerConnection), 20_000, `${p.identity} to join`);
       assert.deepEqual(p.proxy.paths(), [path], `${p.identity} signalled on ${p.proxy.paths()}`);
     }
     log(`${label}: alice (${alice.sid}) and bob (${bob.sid}) joined over ${path}`);
@@ -119,7 +129,9 @@ async function scenario(singlePeerConnection, path) {
     await waitUntil(() => bob.room.remoteParticipants.has('alice'), 10_000, 'bob to see alice');
 
     // Publish a colour and a tone each; each decodes the other's.
-    for (const p of [alice, bob]) await p.publisher.publish(p.room.localParticipant);
+    for (const p of [alice, bob]) {
+      await withTimeout(p.publisher.publish(p.room.localParticipant), 20_000, `${p.identity} to publish`);
+    }
     for (const [who, other] of [[alice, bob], [bob, alice]]) {
       await waitUntil(() => who.video.has(other.identity) && who.audio.has(other.identity), 20_000,
         `${who.identity} to subscribe to ${other.identity}'s video and audio`);
@@ -130,7 +142,8 @@ async function scenario(singlePeerConnection, path) {
     // Reliable data with a topic, both ways.
     for (const [sender, receiver] of [[alice, bob], [bob, alice]]) {
       const payload = Buffer.from(`hello from ${sender.identity}`);
-      await sender.room.localParticipant.publishData(payload, { reliable: true, topic: 'chat' });
+      await withTimeout(sender.room.localParticipant.publishData(payload, { reliable: true, topic: 'chat' }),
+        10_000, `${sender.identity} to send data`);
       const got = await waitUntil(() => receiver.data.shift(), 10_000, `${receiver.identity} to get data`);
       assert.deepEqual([got.payload, got.topic, got.identity], [payload, 'chat', sender.identity]);
       assert.equal(got.kind, DataPacketKind.KIND_RELIABLE);
@@ -183,13 +196,12 @@ async function scenario(singlePeerConnection, path) {
     assert.deepEqual(Object.keys(await listed(svc, roomName)), ['alice']);
     log(`${label}: RoomService removed bob; bob got PARTICIPANT_REMOVED, alice saw him leave`);
   } catch (e) {
+    log(`${label}: FAILED: ${e.stack ?? e}`);
     console.log(moim.logTail(80));
     throw e;
   } finally {
-    for (const p of [alice, bob]) {
-      // cleanup must not hide the test's own failure
-      await p.close().catch((e) => log(`cleanup of ${p.identity}: ${e}`));
-    }
+    // Cleanup is bounded and never hides the test's own failure.
+    for (const p of [alice, bob]) await p.close();
   }
 }
 

@@ -4,15 +4,18 @@ use std::collections::HashMap;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use moim_proto::frame::{self, MAX_FRAME_BYTES};
 use moim_proto::token::{Claims, TokenError};
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::info;
 
+use crate::bearer;
+use crate::client_info::ClientProfile;
 use crate::room::JoinParams;
 use crate::{signal, AppState};
 
@@ -32,6 +35,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/twirp/{*path}", any(crate::room_service::handle))
         .layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::SERVER,
+            HeaderValue::from_static(crate::SERVER_VERSION),
+        ))
         .with_state(state)
 }
 
@@ -54,8 +61,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// Why a signal request was refused, as the HTTP response the client sees.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalRefusal {
-    #[error("no access_token query parameter; the client must pass its token")]
+    #[error("no access token: pass it as the access_token query parameter or as an \"Authorization: Bearer <token>\" header")]
     MissingToken,
+    #[error("{0}; or pass the token as the access_token query parameter")]
+    BadHeader(#[from] crate::bearer::BearerError),
+    #[error("the access_token query parameter and the Authorization header carry different tokens; send one token, in either place")]
+    ConflictingTokens,
     #[error("{0}")]
     Token(#[from] TokenError),
     #[error("access token does not grant roomJoin; mint it with a video grant {{roomJoin: true, room: \"…\"}}")]
@@ -84,11 +95,28 @@ impl IntoResponse for SignalRefusal {
     }
 }
 
-fn authorize(state: &AppState, q: &HashMap<String, String>) -> Result<Claims, SignalRefusal> {
-    let token = q
+/// The request's token, from the query or the `Authorization` header.
+fn signal_token<'a>(
+    q: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+) -> Result<&'a str, SignalRefusal> {
+    let query = q
         .get("access_token")
-        .filter(|t| !t.is_empty())
-        .ok_or(SignalRefusal::MissingToken)?;
+        .map(String::as_str)
+        .filter(|t| !t.is_empty());
+    match (query, bearer::from_header(headers)?) {
+        (Some(q), Some(h)) if q != h => Err(SignalRefusal::ConflictingTokens),
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(SignalRefusal::MissingToken),
+    }
+}
+
+fn authorize(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Claims, SignalRefusal> {
+    let token = signal_token(q, headers)?;
     let claims = state.config.keys.verify(token)?;
     if !claims.video.room_join {
         return Err(SignalRefusal::NoRoomJoin);
@@ -121,6 +149,7 @@ fn v0_params(q: &HashMap<String, String>) -> JoinParams {
         reconnect: flag(q, "reconnect", false),
         participant_sid: q.get("sid").cloned().unwrap_or_default(),
         auto_subscribe: flag(q, "auto_subscribe", true),
+        client: ClientProfile::from_query(q),
         ..Default::default()
     }
 }
@@ -134,7 +163,9 @@ fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
         .connection_settings
         .as_ref()
         .is_none_or(|c| c.auto_subscribe);
+    let client = ClientProfile::from_client_info(join.client_info.as_ref());
     Ok(JoinParams {
+        client,
         single_pc: true,
         reconnect: join.reconnect,
         participant_sid: join.participant_sid,
@@ -154,9 +185,10 @@ type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 async fn rtc_v0(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    let claims = match authorize(&state, &q) {
+    let claims = match authorize(&state, &q, &headers) {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
@@ -170,9 +202,10 @@ async fn rtc_v0(
 async fn rtc_v1(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    let claims = match authorize(&state, &q) {
+    let claims = match authorize(&state, &q, &headers) {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
@@ -204,8 +237,9 @@ fn refuse(e: SignalRefusal) -> Response {
 async fn validate_v0(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    match authorize(&state, &q) {
+    match authorize(&state, &q, &headers) {
         Ok(_) => (StatusCode::OK, "success").into_response(),
         Err(e) => e.into_response(),
     }
@@ -214,8 +248,9 @@ async fn validate_v0(
 async fn validate_v1(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    match authorize(&state, &q).and_then(|_| v1_params(&q)) {
+    match authorize(&state, &q, &headers).and_then(|_| v1_params(&q)) {
         Ok(_) => (StatusCode::OK, "success").into_response(),
         Err(e) => e.into_response(),
     }

@@ -2,6 +2,8 @@
 //! participants. Media goes through [`moim_sfu::MediaPlane`].
 
 pub mod announce;
+mod bearer;
+mod client_info;
 pub mod config;
 mod http;
 mod participant;
@@ -10,6 +12,7 @@ mod room_admin;
 mod room_service;
 mod room_signal;
 mod rooms;
+mod server_info;
 mod signal;
 pub mod tls;
 mod turn;
@@ -25,8 +28,8 @@ use tracing::info;
 
 pub use config::{ServerConfig, TurnSettings};
 pub use http::SignalRefusal;
-pub use room::SERVER_VERSION;
 use rooms::RoomRegistry;
+pub use server_info::{LIVEKIT_COMPATIBLE_VERSION, SERVER_VERSION};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -4,6 +4,8 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use moim_proto::lk;
+
+use crate::client_info::ClientProfile;
 use moim_proto::token::VideoGrant;
 use moim_sfu::{PeerKey, TrackKey};
 use tokio::sync::mpsc::UnboundedSender;
@@ -53,6 +55,8 @@ pub struct Participant {
     pub version: u32,
     pub joined_at: i64,
     pub active: bool,
+    /// What the client said about itself; mirrored to the other clients.
+    pub client: ClientProfile,
 }
 
 impl Participant {
@@ -120,6 +124,8 @@ impl Participant {
             permission: Some(self.permission()),
             is_publisher: self.tracks.iter().any(|t| t.bound),
             kind: lk::participant_info::Kind::Standard as i32,
+            client_protocol: self.client.client_protocol,
+            capabilities: self.client.capabilities.clone(),
             ..Default::default()
         }
     }

@@ -13,13 +13,11 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
+use crate::client_info::ClientProfile;
 use crate::config::ServerConfig;
 use crate::participant::{unix_now, Outbound, Participant, ParticipantKey};
 use crate::rooms::RoomRegistry;
-
-pub const SERVER_VERSION: &str = concat!("moim-", env!("CARGO_PKG_VERSION"));
-/// livekit-client's protocol version moim speaks.
-pub const PROTOCOL_VERSION: i32 = 16;
+use crate::server_info::{server_info, LIVEKIT_COMPATIBLE_VERSION};
 
 /// How a client asked to join, from the URL or the v1 join request.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +31,7 @@ pub struct JoinParams {
     pub attributes: HashMap<String, String>,
     /// STUN/TURN servers for this client, with its own credentials.
     pub ice_servers: Vec<lk::IceServer>,
+    pub client: ClientProfile,
 }
 
 #[derive(Debug)]
@@ -300,6 +299,7 @@ impl Room {
             version: 1,
             joined_at: unix_now(),
             active: false,
+            client: params.client.clone(),
         };
         let spec = |peer, role| PeerSpec {
             room: self.key,
@@ -338,7 +338,7 @@ impl Room {
             room: Some(self.room_info()),
             participant: Some(participant.info()),
             other_participants: others,
-            server_version: SERVER_VERSION.into(),
+            server_version: LIVEKIT_COMPATIBLE_VERSION.into(),
             server_info: Some(server_info()),
             ice_servers: params.ice_servers.clone(),
             subscriber_primary: !params.single_pc && claims.video.can_subscribe(),
@@ -353,7 +353,7 @@ impl Room {
         self.participants.insert(key, participant);
         self.empty_since = None;
         self.hook_joined(key);
-        info!(room = %self.name, identity = %claims.sub, %sid, single_pc = params.single_pc, "participant joined");
+        info!(room = %self.name, identity = %claims.sub, %sid, single_pc = params.single_pc, sdk = params.client.sdk_name(), protocol = params.client.protocol, "participant joined");
 
         if let Some(offer) = params.publisher_offer {
             self.media.send(
@@ -575,15 +575,6 @@ impl Room {
             self.subscribe(s, track);
         }
         self.hook_track_published(owner, track);
-    }
-}
-
-pub(crate) fn server_info() -> lk::ServerInfo {
-    lk::ServerInfo {
-        version: SERVER_VERSION.into(),
-        protocol: PROTOCOL_VERSION,
-        node_id: "moim".into(),
-        ..Default::default()
     }
 }
 

@@ -218,6 +218,11 @@ impl Room {
             disable_red: req.disable_red,
             encryption: req.encryption,
             stream: req.stream.clone(),
+            audio_features: req.audio_features.clone(),
+            backup_codec_policy: req.backup_codec_policy,
+            // Subscribers look here to know the frames carry a trailer to
+            // take off before decoding.
+            packet_trailer_features: dedup(&req.packet_trailer_features),
             ..Default::default()
         };
         p.tracks.push(PublishedTrack {
@@ -332,6 +337,16 @@ impl Room {
 }
 
 /// Adaptive stream asks for a size; explicit settings ask for a quality.
+fn dedup(values: &[i32]) -> Vec<i32> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(v) {
+            out.push(*v);
+        }
+    }
+    out
+}
+
 fn max_layer_for(s: &lk::UpdateTrackSettings, layers: &[lk::VideoLayer]) -> usize {
     if s.width > 0 && !layers.is_empty() {
         let mut sorted: Vec<&lk::VideoLayer> = layers.iter().collect();

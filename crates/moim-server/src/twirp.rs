@@ -166,22 +166,11 @@ fn short_type_name<T>() -> &'static str {
 
 /// Verifies `Authorization: Bearer <token>`.
 pub fn authenticate(keys: &KeyStore, headers: &HeaderMap) -> Result<Claims, TwirpError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let token = crate::bearer::from_header(headers)
+        .map_err(|e| TwirpError::Unauthenticated(e.to_string()))?
         .ok_or_else(|| {
             TwirpError::Unauthenticated(
                 "no Authorization header; send \"Authorization: Bearer <token>\" with a token signed by your API key and secret".into(),
-            )
-        })?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            TwirpError::Unauthenticated(
-                "the Authorization header must be \"Bearer <token>\"".into(),
             )
         })?;
     keys.verify(token)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: Chromium (browser
 # tests), coturn's client tools (TURN tests), iproute2 and nftables (network
-# namespace tests) and the browser suite's npm packages. Idempotent: it installs only what is missing.
+# namespace tests), the browser suite's npm packages and the Rust-core SDK
+# suite's venv and npm packages. Idempotent: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The Rust-core SDK suite's venv: Debian's python3 needs python3-venv for ensurepip.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,5 +27,7 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2
 pkill -x turnserver >/dev/null 2>&1 || true
 
 tests/browser/install.sh
+# The Rust-core SDK suite (PyPI livekit in a venv, npm @livekit/rtc-node).
+tests/rust-core-sdks/install.sh
 # The server SDK suite (livekit-server-sdk).
 (cd tests/sdk && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test moim has: formatting and lints, Rust unit and integration
-# tests (including TURN against coturn's client), and the browser suite
-# (livekit-client in Chromium against a real moim server).
+# tests (including TURN against coturn's client), the browser suite
+# (livekit-client in Chromium against a real moim server) and LiveKit's
+# Rust-core SDKs (Python, Node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ cargo test --workspace 2>&1 | tee target/cargo-test.log
 echo "== browser tests (livekit-client in Chromium)"
 cargo build -p moim
 (cd tests/browser && node --test run.mjs)
+echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moim, both signalling paths)"
+tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"
 (cd tests/sdk && node --experimental-websocket --test --test-concurrency=1)
 echo "== network-namespace tests (UDP blocked, server behind NAT; root)" && tests/netns/run.sh

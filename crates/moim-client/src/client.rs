@@ -113,6 +113,9 @@ pub enum ClientEvent {
     /// ICE and DTLS completed on a PeerConnection.
     PeerConnected(Target),
     PeerDisconnected(Target),
+    /// ICE found a working pair: on the first connect, and again after each ICE
+    /// restart (unlike [`ClientEvent::PeerConnected`], which DTLS sends once).
+    IceConnected(Target),
     DataReceived {
         from_identity: String,
         from_sid: String,

@@ -1090,6 +1090,9 @@ impl Driver {
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
                 self.emit(ClientEvent::PeerDisconnected(target))
             }
+            Event::IceConnectionStateChange(
+                str0m::IceConnectionState::Connected | str0m::IceConnectionState::Completed,
+            ) => self.emit(ClientEvent::IceConnected(target)),
             Event::MediaAdded(m) if target == Target::Subscriber => {
                 let mid = m.mid.to_string();
                 let (psid, tsid) = self

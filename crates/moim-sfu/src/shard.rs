@@ -449,6 +449,11 @@ impl Shard {
                 peer.emit(PeerEvent::NegotiationFailed(reason));
             }
         }
+        // A server-initiated ICE restart (the subscriber's, on a resume) takes
+        // its new local credentials only now, with the answer: until the demux
+        // knows the new ufrag it drops the client's checks, and a client that
+        // checks from a new address never reconnects.
+        self.register_ufrag(key);
         self.dirty.push(key);
     }
 

@@ -1,6 +1,6 @@
 // Browser end-to-end suite: unmodified livekit-client (npm) in Debian's Chromium against moim.
 //
-//   cd tests/browser && ./install.sh && node --test run.mjs
+//   cd tests/browser && ./install.sh && node --test run.mjs   (includes codecs.mjs)
 //
 // See README.md for what each test proves. Environment variables:
 //   MOIM_BIN                 moim binary (default ../../target/debug/moim, relative to tests/browser)
@@ -457,3 +457,6 @@ function scenario(run, server) {
     assert.ok(dt <= 2000, `ParticipantDisconnected arrived after ${dt} ms (limit 2000 ms)`);
   });
 }
+
+// The codec the publisher chose (its own server and pages): see codecs.mjs.
+await import('./codecs.mjs');

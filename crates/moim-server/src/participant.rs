@@ -7,6 +7,7 @@ use moim_proto::lk;
 
 use crate::client_info::ClientProfile;
 use moim_proto::token::VideoGrant;
+use moim_sfu::codec::VideoCodec;
 use moim_sfu::{PeerKey, TrackKey};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -30,6 +31,24 @@ pub struct PublishedTrack {
     /// Set once the client's SDP carried the track.
     pub bound: bool,
     pub layers: Vec<lk::VideoLayer>,
+}
+
+impl PublishedTrack {
+    /// Announces the codec that flows, wherever `TrackInfo` names it.
+    /// Returns whether anything changed.
+    pub fn set_video_codec(&mut self, codec: VideoCodec) -> bool {
+        let Some(mime) = codec.mime() else {
+            return false;
+        };
+        if self.info.mime_type == mime {
+            return false;
+        }
+        self.info.mime_type = mime.to_string();
+        if let Some(c) = self.info.codecs.first_mut() {
+            c.mime_type = mime.to_string();
+        }
+        true
+    }
 }
 
 pub struct Participant {

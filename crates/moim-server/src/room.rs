@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use moim_proto::lk::{self, signal_response::Message as Resp};
 use moim_proto::{ids, token::Claims};
+use moim_sfu::codec::VideoCodec;
 use moim_sfu::{Command, MediaEvent, MediaPlane, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -547,7 +548,13 @@ impl Room {
     }
 
     /// A track's SDP section is known: tell the others, then forward it.
-    pub(crate) fn track_bound(&mut self, owner: ParticipantKey, track: TrackKey, mid: String) {
+    pub(crate) fn track_bound(
+        &mut self,
+        owner: ParticipantKey,
+        track: TrackKey,
+        mid: String,
+        codec: Option<VideoCodec>,
+    ) {
         let Some(p) = self.participants.get_mut(&owner) else {
             return;
         };
@@ -555,6 +562,17 @@ impl Room {
             return;
         };
         t.bound = true;
+        if let Some(codec) = codec {
+            if t.set_video_codec(codec) {
+                info!(
+                    identity = %p.identity,
+                    track = %t.info.sid,
+                    mime = %t.info.mime_type,
+                    "the client's offer lacks the codec it asked to publish with; \
+                     announcing the codec the answer lists first, which it will send"
+                );
+            }
+        }
         t.info.mid = mid.clone();
         if let Some(c) = t.info.codecs.first_mut() {
             c.mid = mid;

@@ -2,6 +2,7 @@
 
 use moim_proto::ids;
 use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Message as Resp};
+use moim_sfu::codec::VideoCodec;
 use moim_sfu::{Command, MediaEvent, PeerEvent, TrackKind};
 use tracing::{debug, info, warn};
 
@@ -181,21 +182,26 @@ impl Room {
         };
         let track = self.media.next_key();
         let sid = ids::track_sid();
-        let mime = match kind {
-            TrackKind::Audio => "audio/opus".to_string(),
+        // The first simulcast codec is the primary one; a second is a backup
+        // the client publishes only when asked to, which moim never does.
+        let codec = match kind {
+            TrackKind::Audio => None,
             TrackKind::Video => req
                 .simulcast_codecs
                 .iter()
-                .map(|c| c.codec.to_lowercase())
-                .find(|c| !c.is_empty())
-                .map(|c| match c.as_str() {
-                    "h264" => "video/H264".to_string(),
-                    "vp9" => "video/VP9".to_string(),
-                    "av1" => "video/AV1".to_string(),
-                    _ => "video/VP8".to_string(),
-                })
-                .unwrap_or_else(|| "video/VP8".into()),
+                .find(|c| !c.codec.is_empty())
+                .and_then(|c| VideoCodec::from_name(&c.codec)),
         };
+        // What the client asked for; once the answer is written, the
+        // section's leading codec replaces it (`track_bound`).
+        let mime = match kind {
+            TrackKind::Audio => "audio/opus",
+            TrackKind::Video => codec
+                .unwrap_or(VideoCodec::Vp8)
+                .mime()
+                .unwrap_or("video/VP8"),
+        }
+        .to_string();
         let info = lk::TrackInfo {
             sid: sid.clone(),
             r#type: req.r#type,
@@ -244,8 +250,28 @@ impl Room {
                 track_sid: sid,
                 cid: req.cid,
                 kind,
+                codec,
             },
         );
+    }
+
+    /// The publisher's RTP shows another codec than `TrackInfo` names: tell
+    /// everyone, so no subscriber is told one codec while another flows.
+    fn track_codec(&mut self, owner: ParticipantKey, track: moim_sfu::TrackKey, codec: VideoCodec) {
+        let Some(p) = self.participants.get_mut(&owner) else {
+            return;
+        };
+        let Some(t) = p.tracks.iter_mut().find(|t| t.key == track) else {
+            return;
+        };
+        if !t.set_video_codec(codec) || !t.bound {
+            return;
+        }
+        p.bump();
+        let info = p.info();
+        if !p.hidden() {
+            self.broadcast_update(vec![info], Some(owner));
+        }
     }
 
     fn track_settings(&mut self, key: ParticipantKey, s: lk::UpdateTrackSettings) {
@@ -317,7 +343,8 @@ impl Room {
             PeerEvent::NegotiationFailed(reason) => {
                 warn!(identity = %p.identity, "negotiation failed: {reason}");
             }
-            PeerEvent::TrackBound { track, mid } => self.track_bound(key, track, mid),
+            PeerEvent::TrackBound { track, mid, codec } => self.track_bound(key, track, mid, codec),
+            PeerEvent::TrackCodec { track, codec } => self.track_codec(key, track, codec),
             PeerEvent::Connected => {
                 if !p.active {
                     p.active = true;

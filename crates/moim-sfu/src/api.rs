@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::codec::VideoCodec;
+
 pub type RoomKey = u64;
 pub type PeerKey = u64;
 pub type TrackKey = u64;
@@ -74,6 +76,9 @@ pub enum Command {
         track_sid: String,
         cid: String,
         kind: TrackKind,
+        /// The video codec the client asked for (`simulcast_codecs`); the
+        /// answer lists it first in the track's section.
+        codec: Option<VideoCodec>,
     },
     RemoveTrack {
         track: TrackKey,
@@ -144,6 +149,15 @@ pub enum PeerEvent {
     TrackBound {
         track: TrackKey,
         mid: String,
+        /// For video, the codec the answer lists first for the section: the
+        /// one the client will send.
+        codec: Option<VideoCodec>,
+    },
+    /// A published video track's RTP carries another codec than the one
+    /// last reported (the client ignored the answer's order, or changed).
+    TrackCodec {
+        track: TrackKey,
+        codec: VideoCodec,
     },
     Connected,
     Disconnected,

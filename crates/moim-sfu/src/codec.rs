@@ -10,6 +10,44 @@ pub enum VideoCodec {
     Other,
 }
 
+impl VideoCodec {
+    /// From the codec names livekit-client puts in
+    /// `AddTrackRequest.simulcast_codecs` ("vp8", "h264", …) or an SDP
+    /// rtpmap encoding name ("H264"), in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.strip_prefix("video/").unwrap_or(name);
+        match name.to_ascii_lowercase().as_str() {
+            "vp8" => Some(Self::Vp8),
+            "vp9" => Some(Self::Vp9),
+            "h264" => Some(Self::H264),
+            "av1" => Some(Self::Av1),
+            _ => None,
+        }
+    }
+
+    /// The encoding name in an SDP `a=rtpmap` line.
+    pub fn sdp_name(self) -> Option<&'static str> {
+        match self {
+            Self::Vp8 => Some("VP8"),
+            Self::Vp9 => Some("VP9"),
+            Self::H264 => Some("H264"),
+            Self::Av1 => Some("AV1"),
+            Self::Other => None,
+        }
+    }
+
+    /// The mime type LiveKit's `TrackInfo` uses.
+    pub fn mime(self) -> Option<&'static str> {
+        match self {
+            Self::Vp8 => Some("video/VP8"),
+            Self::Vp9 => Some("video/VP9"),
+            Self::H264 => Some("video/H264"),
+            Self::Av1 => Some("video/AV1"),
+            Self::Other => None,
+        }
+    }
+}
+
 /// True when this RTP payload begins a keyframe. Malformed or short payloads
 /// are "not a keyframe", never a panic.
 pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod codec;
 mod data;
+pub mod dd;
 mod demux;
 pub mod forward;
 pub mod latency;

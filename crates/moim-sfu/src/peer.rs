@@ -1,7 +1,7 @@
 //! One PeerConnection: a str0m `Rtc` plus what moim knows about its SDP
 //! sections (which carry published tracks, which carry subscriptions).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
+use crate::codec::VideoCodec;
 use crate::forward::StreamPosition;
 use crate::sdp_munge::{self, BoundSection};
 
@@ -22,12 +23,17 @@ pub(crate) struct ExpectedTrack {
     pub track: TrackKey,
     pub cid: String,
     pub kind: TrackKind,
+    /// The video codec the client asked to publish with.
+    pub codec: Option<VideoCodec>,
 }
 
 /// What the receiving side needs to write a subscription's msid.
 pub(crate) struct SectionLabel {
     pub participant_sid: String,
     pub track_sid: String,
+    /// AV1 decodes only in a section that negotiated the dependency
+    /// descriptor (see `dd.rs`).
+    pub wants_dd: bool,
 }
 
 pub(crate) struct Peer {
@@ -42,9 +48,14 @@ pub(crate) struct Peer {
     drive_queued: bool,
 
     mids: Vec<Mid>,
+    /// Sections whose latest offer lists the dependency descriptor.
+    dd_mids: HashSet<Mid>,
     pub expected: Vec<ExpectedTrack>,
     /// Sections on which the client publishes, by mid.
     pub published: HashMap<Mid, TrackKey>,
+    /// The codec each publishing video section asked for; every answer,
+    /// not just the first, must list it first, or the browser switches.
+    publish_codecs: HashMap<Mid, Option<VideoCodec>>,
     /// Incoming SSRC → (track, simulcast layer); filled on first sight.
     pub ssrc_routes: HashMap<Ssrc, (TrackKey, usize)>,
 
@@ -86,8 +97,10 @@ impl Peer {
             connected: false,
             drive_queued: false,
             mids: Vec::new(),
+            dd_mids: HashSet::new(),
             expected: Vec::new(),
             published: HashMap::new(),
+            publish_codecs: HashMap::new(),
             ssrc_routes: HashMap::new(),
             sending: HashMap::new(),
             labels: HashMap::new(),
@@ -144,7 +157,10 @@ impl Peer {
         if self.spec.role == PeerRole::Single {
             self.bind_waiting_to_spare_sections(&mut outcome);
         }
-        let sdp = self.render_answer(answer);
+        let (sdp, leading) = self.render_answer(answer);
+        for (_, mid, codec) in &mut outcome.published {
+            *codec = leading.get(&mid.to_string()).copied();
+        }
         let mid_to_track_id = self.mid_to_track_id();
         self.emit(PeerEvent::Answer {
             sdp,
@@ -175,8 +191,26 @@ impl Peer {
             if let Some(pos) = pos {
                 let e = self.expected.remove(pos);
                 self.published.insert(mid, e.track);
-                outcome.published.push((e.track, mid));
+                if kind == TrackKind::Video {
+                    self.publish_codecs.insert(mid, e.codec);
+                }
+                outcome.published.push((e.track, mid, None));
             }
+        }
+    }
+
+    /// Forgets the sections a removed track was published on; the client
+    /// may reuse them for another track, with another codec.
+    pub fn unpublish(&mut self, track: TrackKey) {
+        let mids: Vec<Mid> = self
+            .published
+            .iter()
+            .filter(|(_, t)| **t == track)
+            .map(|(m, _)| *m)
+            .collect();
+        for mid in mids {
+            self.published.remove(&mid);
+            self.publish_codecs.remove(&mid);
         }
     }
 
@@ -184,7 +218,15 @@ impl Peer {
         let mut spare = self.spare_sections();
         let mut still_waiting = Vec::new();
         for (track, kind, label) in std::mem::take(&mut self.waiting) {
-            if let Some(pos) = spare.iter().position(|(_, k)| *k == kind) {
+            // An AV1 track waits for a section with the dependency
+            // descriptor, which livekit-client adds to the sections it
+            // creates on request; it takes any section only from a client
+            // that never offers the descriptor.
+            let fits = |mid: &Mid, k: &TrackKind| {
+                *k == kind
+                    && (!label.wants_dd || self.dd_mids.is_empty() || self.dd_mids.contains(mid))
+            };
+            if let Some(pos) = spare.iter().position(|(m, k)| fits(m, k)) {
                 let (mid, _) = spare.remove(pos);
                 self.sending.insert(mid, track);
                 self.labels.insert(mid, label);
@@ -221,22 +263,46 @@ impl Peer {
         self.mids.clone()
     }
 
-    /// str0m has no list of medias, so moim keeps the mids the SDP named.
+    /// str0m has no list of medias, so moim keeps the mids the SDP named,
+    /// and which of them offer the dependency descriptor.
     fn learn_mids(&mut self, sdp: &str) {
-        for line in sdp.lines() {
-            if let Some(mid) = line.trim_end().strip_prefix("a=mid:") {
+        fn finish(dd_mids: &mut HashSet<Mid>, mid: Option<Mid>, dd: bool) {
+            match mid {
+                Some(mid) if dd => dd_mids.insert(mid),
+                Some(mid) => dd_mids.remove(&mid),
+                None => false,
+            };
+        }
+        let mut section_mid: Option<Mid> = None;
+        let mut section_dd = false;
+        for line in sdp.lines().map(str::trim_end) {
+            if line.starts_with("m=") {
+                finish(&mut self.dd_mids, section_mid.take(), section_dd);
+                section_dd = false;
+            } else if let Some(mid) = line.strip_prefix("a=mid:") {
                 let mid = Mid::from(mid);
                 if !self.mids.contains(&mid) {
                     self.mids.push(mid);
                 }
+                section_mid = Some(mid);
+            } else if line.starts_with("a=extmap:") && line.contains(crate::dd::URI) {
+                section_dd = true;
             }
         }
+        finish(&mut self.dd_mids, section_mid, section_dd);
     }
 
-    fn render_answer(&self, answer: SdpAnswer) -> String {
-        let sdp = answer.to_sdp_string();
+    /// The answer as the client must see it, and the video codec that
+    /// leads each publishing section.
+    fn render_answer(&self, answer: SdpAnswer) -> (String, HashMap<String, VideoCodec>) {
+        let wanted: HashMap<String, Option<VideoCodec>> = self
+            .publish_codecs
+            .iter()
+            .map(|(mid, c)| (mid.to_string(), *c))
+            .collect();
+        let (sdp, leading) = sdp_munge::put_codec_first(&answer.to_sdp_string(), &wanted);
         if self.spec.role != PeerRole::Single {
-            return sdp;
+            return (sdp, leading);
         }
         let bound: HashMap<String, BoundSection<'_>> = self
             .labels
@@ -257,7 +323,7 @@ impl Peer {
             .into_iter()
             .map(|(m, _)| m.to_string())
             .collect();
-        sdp_munge::rewrite_answer(&sdp, &bound, &spare)
+        (sdp_munge::rewrite_answer(&sdp, &bound, &spare), leading)
     }
 
     pub fn mid_to_track_id(&self) -> HashMap<String, String> {
@@ -390,7 +456,8 @@ impl Peer {
 
 #[derive(Debug, Default)]
 pub(crate) struct OfferOutcome {
-    pub published: Vec<(TrackKey, Mid)>,
+    /// With the video codec the answer lists first for the section.
+    pub published: Vec<(TrackKey, Mid, Option<VideoCodec>)>,
     pub subscribed: Vec<(TrackKey, Mid)>,
 }
 

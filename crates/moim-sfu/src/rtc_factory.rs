@@ -56,7 +56,8 @@ impl RtcFactory {
             .enable_vp8(true)
             .enable_h264(true)
             .enable_vp9(true)
-            .enable_av1(true);
+            .enable_av1(true)
+            .set_extension(crate::dd::DEFAULT_ID, crate::dd::extension());
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }

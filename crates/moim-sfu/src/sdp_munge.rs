@@ -1,12 +1,157 @@
-//! Rewrites of str0m's SDP answers for the single-PeerConnection protocol.
+//! Rewrites of str0m's SDP answers.
 //!
-//! In `/rtc/v1` the client always offers, with spare `recvonly` sections for
-//! the tracks it may receive. str0m answers those as `sendonly` with a random
-//! msid. livekit-client finds the sender of a received track by the msid's
-//! stream id (`PA_…|TR_…`), so moim writes its own msid into each section it
-//! bound to a track, and marks the spare ones `inactive`.
+//! - The codec a publisher asked for. livekit-client names it in
+//!   `AddTrackRequest.simulcast_codecs` but, because moim sends
+//!   `JoinResponse.enabled_publish_codecs`, leaves its own offer in the
+//!   browser's order (VP8 first) and sends whichever codec the answer lists
+//!   first, as RFC 3264 §6.1 lets an answerer choose. str0m lists codecs in
+//!   its configured order for every section, so [`put_codec_first`] moves
+//!   the chosen one to the front of that track's section, as LiveKit's
+//!   server does (`configureReceiverCodecs`).
+//! - The single-PeerConnection protocol. In `/rtc/v1` the client always
+//!   offers, with spare `recvonly` sections for the tracks it may receive.
+//!   str0m answers those as `sendonly` with a random msid. livekit-client
+//!   finds the sender of a received track by the msid's stream id
+//!   (`PA_…|TR_…`), so moim writes its own msid into each section it bound
+//!   to a track, and marks the spare ones `inactive`.
 
 use std::collections::HashMap;
+
+use crate::codec::VideoCodec;
+
+/// For each listed section (by mid) whose answer carries the wanted codec,
+/// moves that codec's payload types, each followed by its RTX, to the front
+/// of the `m=` line. Returns the rewritten SDP and, for every listed
+/// section, the video codec now listed first: the one the client will send.
+/// A section whose answer lacks the wanted codec is left as it is.
+pub fn put_codec_first(
+    sdp: &str,
+    wanted: &HashMap<String, Option<VideoCodec>>,
+) -> (String, HashMap<String, VideoCodec>) {
+    let mut out = String::with_capacity(sdp.len());
+    let mut leading = HashMap::new();
+    for section in split_sections(sdp) {
+        let mid = section
+            .iter()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(str::trim);
+        let Some((mid, want)) = mid.and_then(|m| wanted.get_key_value(m)) else {
+            for line in &section {
+                push_line(&mut out, line);
+            }
+            continue;
+        };
+        let formats = Formats::of(&section);
+        let order = want
+            .and_then(VideoCodec::sdp_name)
+            .and_then(|name| formats.with_codec_first(name));
+        if let Some(lead) = order
+            .as_deref()
+            .unwrap_or(&formats.pts)
+            .iter()
+            .find_map(|pt| formats.media_codec(pt))
+        {
+            leading.insert(mid.clone(), lead);
+        }
+        for line in &section {
+            match (&order, formats.m_line_prefix(line)) {
+                (Some(order), Some(prefix)) => {
+                    push_line(&mut out, &format!("{prefix} {}", order.join(" ")))
+                }
+                _ => push_line(&mut out, line),
+            }
+        }
+    }
+    (out, leading)
+}
+
+/// The payload types of one section and what they name.
+struct Formats<'a> {
+    pts: Vec<&'a str>,
+    /// Payload type → encoding name from `a=rtpmap`.
+    names: HashMap<&'a str, &'a str>,
+    /// RTX payload type → the payload type it repairs (`a=fmtp:… apt=`).
+    repairs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Formats<'a> {
+    fn of(section: &[&'a str]) -> Self {
+        let pts = section
+            .first()
+            .filter(|l| l.starts_with("m="))
+            .map(|m| m.split(' ').skip(3).collect())
+            .unwrap_or_default();
+        let mut names = HashMap::new();
+        let mut repairs = Vec::new();
+        for line in section {
+            if let Some((pt, rest)) = line
+                .strip_prefix("a=rtpmap:")
+                .and_then(|r| r.split_once(' '))
+            {
+                names.insert(pt, rest.split('/').next().unwrap_or(""));
+            }
+            if let Some((pt, params)) = line.strip_prefix("a=fmtp:").and_then(|r| r.split_once(' '))
+            {
+                let apt = params
+                    .split(';')
+                    .find_map(|kv| kv.trim().strip_prefix("apt="));
+                if let Some(apt) = apt {
+                    repairs.push((pt, apt));
+                }
+            }
+        }
+        Self {
+            pts,
+            names,
+            repairs,
+        }
+    }
+
+    /// The `m=` line up to its formats, if `line` is this section's `m=` line.
+    fn m_line_prefix(&self, line: &'a str) -> Option<String> {
+        if !line.starts_with("m=") {
+            return None;
+        }
+        Some(line.split(' ').take(3).collect::<Vec<_>>().join(" "))
+    }
+
+    fn media_codec(&self, pt: &str) -> Option<VideoCodec> {
+        self.names.get(pt).and_then(|n| VideoCodec::from_name(n))
+    }
+
+    /// The formats reordered with `name`'s payload types first, or `None`
+    /// when the section does not carry `name`.
+    fn with_codec_first(&self, name: &str) -> Option<Vec<&'a str>> {
+        let first: Vec<&'a str> = self
+            .pts
+            .iter()
+            .copied()
+            .filter(|pt| {
+                self.names
+                    .get(pt)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .collect();
+        if first.is_empty() {
+            return None;
+        }
+        let mut order = Vec::with_capacity(self.pts.len());
+        for pt in &first {
+            order.push(*pt);
+            for (rtx, _) in self.repairs.iter().filter(|(_, apt)| apt == pt) {
+                if self.pts.contains(rtx) && !order.contains(rtx) {
+                    order.push(*rtx);
+                }
+            }
+        }
+        for pt in &self.pts {
+            if !order.contains(pt) {
+                order.push(*pt);
+            }
+        }
+        Some(order)
+    }
+}
 
 /// A section moim sends a track on, keyed by mid.
 pub struct BoundSection<'a> {
@@ -97,6 +242,66 @@ mod tests {
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\na=msid:abc def\r\na=ssrc:11 cname:x\r\na=ssrc:11 msid:abc def\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=sendonly\r\na=msid:zzz yyy\r\na=ssrc:12 msid:zzz yyy\r\n";
+
+    /// The shape of str0m's answer to Chromium's publisher offer: every
+    /// section lists VP8 first, whatever the track asked for.
+    const PUBLISH_ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 63 111\r\na=mid:0\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 98 99 45 46\r\na=mid:1\r\na=recvonly\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n\
+a=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\na=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n\
+a=rtpmap:45 AV1/90000\r\na=rtpmap:46 rtx/90000\r\na=fmtp:46 apt=45\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\na=mid:2\r\na=recvonly\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=rtpmap:102 H264/90000\r\na=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
+
+    fn m_line<'a>(sdp: &'a str, mid: &str) -> &'a str {
+        let at = sdp.find(&format!("a=mid:{mid}\r\n")).expect("mid present");
+        let start = sdp[..at].rfind("m=").expect("m-line before mid");
+        sdp[start..].lines().next().expect("a line")
+    }
+
+    #[test]
+    fn the_codec_a_track_asked_for_leads_its_section_with_its_rtx() {
+        for (codec, line) in [
+            (
+                VideoCodec::H264,
+                "m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97 98 99 45 46",
+            ),
+            (
+                VideoCodec::Vp9,
+                "m=video 9 UDP/TLS/RTP/SAVPF 98 99 96 97 102 103 45 46",
+            ),
+            (
+                VideoCodec::Av1,
+                "m=video 9 UDP/TLS/RTP/SAVPF 45 46 96 97 102 103 98 99",
+            ),
+        ] {
+            let wanted = HashMap::from([("1".to_string(), Some(codec))]);
+            let (out, leading) = put_codec_first(PUBLISH_ANSWER, &wanted);
+            assert_eq!(m_line(&out, "1"), line);
+            assert_eq!(leading.get("1"), Some(&codec));
+            // Other sections, and every attribute, are untouched.
+            assert_eq!(m_line(&out, "2"), m_line(PUBLISH_ANSWER, "2"));
+            assert_eq!(m_line(&out, "0"), m_line(PUBLISH_ANSWER, "0"));
+            assert_eq!(out.len(), PUBLISH_ANSWER.len());
+        }
+    }
+
+    #[test]
+    fn a_codec_the_offer_lacks_leaves_the_section_and_reports_what_leads() {
+        let wanted = HashMap::from([
+            ("2".to_string(), Some(VideoCodec::Av1)),
+            ("1".to_string(), None),
+        ]);
+        let (out, leading) = put_codec_first(PUBLISH_ANSWER, &wanted);
+        assert_eq!(out, PUBLISH_ANSWER);
+        assert_eq!(leading.get("2"), Some(&VideoCodec::Vp8));
+        assert_eq!(leading.get("1"), Some(&VideoCodec::Vp8));
+        assert_eq!(leading.get("0"), None, "sections not asked about");
+    }
 
     #[test]
     fn bound_sections_carry_the_livekit_stream_id_and_spare_ones_go_inactive() {

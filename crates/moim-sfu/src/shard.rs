@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tracing::{debug, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
+use crate::codec::VideoCodec;
 use crate::latency::PassLatency;
 use crate::peer::{ExpectedTrack, Peer, SectionLabel};
 use crate::rtc_factory::RtcFactory;
@@ -267,12 +268,18 @@ impl Shard {
                 track_sid,
                 cid,
                 kind,
+                codec,
             } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
                 };
                 let participant_sid = p.spec.participant_sid.clone();
-                p.expected.push(ExpectedTrack { track, cid, kind });
+                p.expected.push(ExpectedTrack {
+                    track,
+                    cid,
+                    kind,
+                    codec,
+                });
                 self.tracks.insert(
                     track,
                     Track::new(track, peer, track_sid, participant_sid, kind),
@@ -393,12 +400,14 @@ impl Shard {
         };
         match peer.accept_offer(sdp, id) {
             Ok(outcome) => {
-                for (track, mid) in outcome.published {
+                for (track, mid, codec) in outcome.published {
                     if let Some(t) = self.tracks.get_mut(&track) {
                         t.mid = Some(mid);
+                        t.announced = codec;
                         peer.emit(PeerEvent::TrackBound {
                             track,
                             mid: mid.to_string(),
+                            codec,
                         });
                     }
                 }
@@ -494,6 +503,7 @@ impl Shard {
         let label = SectionLabel {
             participant_sid: track.participant_sid.clone(),
             track_sid: track.sid.clone(),
+            wants_dd: track.announced == Some(VideoCodec::Av1),
         };
         peer.waiting.push((track_key, track.kind, label));
         self.renegotiate(key);
@@ -534,7 +544,7 @@ impl Shard {
             return;
         };
         if let Some(p) = self.peers.get_mut(&track.publisher) {
-            p.published.retain(|_, t| *t != track_key);
+            p.unpublish(track_key);
             p.ssrc_routes.retain(|_, (t, _)| *t != track_key);
             p.expected.retain(|e| e.track != track_key);
         }

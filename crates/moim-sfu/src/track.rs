@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
+use tracing::info;
 
-use crate::api::{PeerKey, TrackKey, TrackKind};
+use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::codec::{starts_keyframe, VideoCodec};
+use crate::dd;
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::shard::Shard;
 
@@ -51,6 +53,8 @@ pub(crate) struct Track {
     pub participant_sid: String,
     pub kind: TrackKind,
     pub mid: Option<Mid>,
+    /// The video codec subscribers were told of (`TrackInfo.mime_type`).
+    pub announced: Option<VideoCodec>,
     /// What the last payload type resolved to, so a packet of the same
     /// type skips the codec table.
     codec: Option<TrackCodec>,
@@ -75,6 +79,7 @@ impl Track {
             participant_sid,
             kind,
             mid: None,
+            announced: None,
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
@@ -180,6 +185,25 @@ impl Shard {
                     clock_rate: spec.clock_rate.get(),
                 };
                 track.codec = Some(c);
+                if track.kind == TrackKind::Video
+                    && c.video != VideoCodec::Other
+                    && track.announced != Some(c.video)
+                {
+                    // Subscribers must never be told one codec while
+                    // another flows; the control plane re-announces.
+                    info!(
+                        track = %track.sid,
+                        was = ?track.announced,
+                        now = ?c.video,
+                        "the publisher's RTP carries another codec than announced; \
+                         updating the track's mime type"
+                    );
+                    track.announced = Some(c.video);
+                    publisher.emit(PeerEvent::TrackCodec {
+                        track: track_key,
+                        codec: c.video,
+                    });
+                }
                 c
             }
         };
@@ -196,12 +220,15 @@ impl Shard {
             needs_keyframe: is_video && !matches!(codec, VideoCodec::Av1 | VideoCodec::Other),
             clock_rate,
         };
-        let ext = ExtensionValues {
+        let mut ext = ExtensionValues {
             audio_level: pkt.header.ext_vals.audio_level,
             voice_activity: pkt.header.ext_vals.voice_activity,
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
+        if let Some(dd) = dd::of(&pkt.header.ext_vals) {
+            ext.user_values.set_arc(dd);
+        }
         let payload: Arc<[u8]> = pkt.payload;
         let mut wanted = [false; MAX_LAYERS];
         for sub in &mut track.subs {

@@ -21,7 +21,8 @@
       console.log(`[moim-test] event ${name} ${JSON.stringify(details)}`);
     },
 
-    async join(url, token, roomOptions = {}) {
+    /** `publish`: 'both' (camera and microphone), 'camera', or 'none'. */
+    async join(url, token, roomOptions = {}, publish = 'both') {
       LK.setLogLevel('info');
       const room = new LK.Room(roomOptions);
       app.room = room;
@@ -65,8 +66,12 @@
       statusEl().textContent = 'connecting';
       await room.connect(url, token);
       statusEl().textContent = 'connected';
-      await room.localParticipant.enableCameraAndMicrophone();
-      statusEl().textContent = 'publishing';
+      if (publish === 'both') {
+        await room.localParticipant.enableCameraAndMicrophone();
+      } else if (publish === 'camera') {
+        await room.localParticipant.setCameraEnabled(true);
+      }
+      statusEl().textContent = publish === 'none' ? 'connected' : 'publishing';
       return {
         identity: room.localParticipant.identity,
         sid: room.localParticipant.sid,
@@ -139,6 +144,41 @@
         });
       }
       return out;
+    },
+
+    /**
+     * Video RTP streams on every live PeerConnection with the codec getStats() says they
+     * carry: what the encoder really sends and what the decoder really receives.
+     */
+    async videoCodecStats() {
+      const out = { outbound: [], inbound: [] };
+      for (const pc of window.__moim.pcs) {
+        if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
+        let report;
+        try {
+          report = await pc.getStats();
+        } catch (e) {
+          continue;
+        }
+        const mimeOf = (id) => (id && report.get(id) ? report.get(id).mimeType : null);
+        report.forEach((s) => {
+          if ((s.kind || s.mediaType) !== 'video') return;
+          if (s.type === 'outbound-rtp') {
+            out.outbound.push({ rid: s.rid, mimeType: mimeOf(s.codecId), packetsSent: s.packetsSent, framesEncoded: s.framesEncoded, scalabilityMode: s.scalabilityMode, encoderImplementation: s.encoderImplementation, frameWidth: s.frameWidth, frameHeight: s.frameHeight });
+          } else if (s.type === 'inbound-rtp') {
+            out.inbound.push({ mid: s.mid, mimeType: mimeOf(s.codecId), packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded, decoderImplementation: s.decoderImplementation, frameWidth: s.frameWidth, frameHeight: s.frameHeight });
+          }
+        });
+      }
+      return out;
+    },
+
+    /** The mime type of a remote participant's camera as its TrackInfo announces it. */
+    remoteVideoMime(identity) {
+      const p = app.room && app.room.remoteParticipants.get(identity);
+      if (!p) return null;
+      const pub = [...p.trackPublications.values()].find((x) => x.kind === 'video');
+      return pub ? { mimeType: pub.mimeType, subscribed: pub.isSubscribed, hasTrack: !!pub.track } : null;
     },
 
     peerConnections() {

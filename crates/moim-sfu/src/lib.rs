@@ -9,6 +9,7 @@ pub mod api;
 pub mod codec;
 mod data;
 mod demux;
+mod dtls_openssl;
 pub mod forward;
 pub mod latency;
 mod peer;

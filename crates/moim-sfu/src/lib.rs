@@ -16,6 +16,7 @@ mod peer;
 mod plane;
 pub mod rtc_factory;
 pub mod sdp_munge;
+mod send_codec;
 mod shard;
 pub mod stun;
 mod track;

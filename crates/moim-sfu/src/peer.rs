@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
 use crate::sdp_munge::{self, BoundSection};
+use crate::send_codec::SendCodec;
 
 /// A track announced by `AddTrackRequest`, waiting for its SDP section.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub(crate) struct Peer {
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// A failed DTLS handshake was logged at WARN; later failures are DEBUG.
+    pub dtls_warned: bool,
     /// Already on the shard's dirty list; saves a scan of the list for
     /// every packet written to every subscriber.
     drive_queued: bool,
@@ -54,6 +57,11 @@ pub(crate) struct Peer {
     pub waiting: Vec<(TrackKey, TrackKind, SectionLabel)>,
     /// Sections to stop at the next server offer (dual-PC only).
     pub to_stop: Vec<Mid>,
+    /// What each sending section offers (dual-PC only): the track's codec's
+    /// payload types, preferred first, and the codec itself.
+    offer_formats: HashMap<Mid, (Vec<Pt>, SendCodec)>,
+    /// Sending sections already reported as answered with nothing usable.
+    reported_unusable: Vec<Mid>,
 
     pending_offer: Option<SdpPendingOffer>,
     pending_offer_id: u32,
@@ -79,6 +87,7 @@ impl Peer {
             addrs: Vec::new(),
             next_timeout: None,
             connected: false,
+            dtls_warned: false,
             drive_queued: false,
             mids: Vec::new(),
             expected: Vec::new(),
@@ -88,6 +97,8 @@ impl Peer {
             labels: HashMap::new(),
             waiting: Vec::new(),
             to_stop: Vec::new(),
+            offer_formats: HashMap::new(),
+            reported_unusable: Vec::new(),
             pending_offer: None,
             pending_offer_id: 0,
             renegotiate: false,
@@ -139,6 +150,15 @@ impl Peer {
             self.bind_waiting_to_spare_sections(&mut outcome);
         }
         let sdp = self.render_answer(answer);
+        let first = sdp_munge::first_formats(&sdp);
+        for (track, mid) in &outcome.published {
+            let codec = first
+                .get(&mid.to_string())
+                .and_then(|pt| SendCodec::of_publisher(&self.rtc, Pt::from(*pt)));
+            if let Some(codec) = codec {
+                outcome.codecs.push((*track, codec));
+            }
+        }
         let mid_to_track_id = self.mid_to_track_id();
         self.emit(PeerEvent::Answer {
             sdp,
@@ -278,13 +298,28 @@ impl Peer {
     }
 
     /// Starts a server offer if one is needed and none is outstanding.
-    /// Returns subscriptions bound to new sections.
-    pub fn negotiate(&mut self) -> Vec<(TrackKey, Mid)> {
+    /// `codec_of` tells what each track carries, so its section offers only
+    /// that. Returns subscriptions bound to new sections.
+    pub fn negotiate(
+        &mut self,
+        codec_of: impl Fn(TrackKey) -> Option<SendCodec>,
+    ) -> Vec<(TrackKey, Mid)> {
         debug_assert_eq!(self.spec.role, PeerRole::Subscriber);
         if self.pending_offer.is_some() {
             self.renegotiate = true;
             return Vec::new();
         }
+        // Worked out before the SDP API borrows the Rtc. A track whose codec
+        // is not known yet (no answer to its publisher parsed) is offered
+        // every codec, as str0m would.
+        let formats: Vec<Option<(Vec<Pt>, SendCodec)>> = self
+            .waiting
+            .iter()
+            .map(|(track, _, _)| {
+                let codec = codec_of(*track)?;
+                Some((codec.offer_formats(&self.rtc)?, codec))
+            })
+            .collect();
         let mut bound = Vec::new();
         let mut api = self.rtc.sdp_api();
         if !self.offered_channels {
@@ -308,8 +343,9 @@ impl Peer {
         }
         for mid in self.to_stop.drain(..) {
             api.stop_media(mid);
+            self.offer_formats.remove(&mid);
         }
-        for (track, kind, label) in self.waiting.drain(..) {
+        for ((track, kind, label), formats) in self.waiting.drain(..).zip(formats) {
             let stream_id = format!("{}|{}", label.participant_sid, label.track_sid);
             let mid = api.add_media(
                 to_media_kind(kind),
@@ -320,6 +356,9 @@ impl Peer {
             );
             self.sending.insert(mid, track);
             self.labels.insert(mid, label);
+            if let Some(f) = formats {
+                self.offer_formats.insert(mid, f);
+            }
             bound.push((track, mid));
         }
         if let Some((offer, pending)) = api.apply() {
@@ -327,7 +366,7 @@ impl Peer {
             self.next_offer_id += 1;
             self.pending_offer = Some(pending);
             self.pending_offer_id = id;
-            let sdp = offer.to_sdp_string();
+            let sdp = self.restrict_formats(&offer.to_sdp_string());
             let mid_to_track_id = self.mid_to_track_id();
             self.emit(PeerEvent::Offer {
                 sdp,
@@ -338,9 +377,65 @@ impl Peer {
         bound
     }
 
-    /// Applies the client's answer to the outstanding server offer. Returns
-    /// whether another negotiation is due.
-    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<bool, String> {
+    /// Every offer, new sections or not, lists only each track's formats:
+    /// str0m writes its whole codec table into each section it renders.
+    fn restrict_formats(&self, sdp: &str) -> String {
+        let keep: HashMap<String, Vec<u8>> = self
+            .offer_formats
+            .iter()
+            .map(|(mid, (pts, _))| (mid.to_string(), pts.iter().map(|pt| **pt).collect()))
+            .collect();
+        sdp_munge::keep_formats(sdp, &keep)
+    }
+
+    /// Sending sections whose answer accepted none of the track's formats,
+    /// each once, with what was offered and answered.
+    fn unusable_sections(&mut self) -> Vec<(TrackKey, String)> {
+        let mut out = Vec::new();
+        for (mid, (pts, codec)) in &self.offer_formats {
+            let (Some(track), Some(media)) = (self.sending.get(mid), self.rtc.media(*mid)) else {
+                continue;
+            };
+            let answered = media.remote_pts();
+            if answered.contains(&pts[0]) || self.reported_unusable.contains(mid) {
+                continue;
+            }
+            let names: Vec<String> = answered
+                .iter()
+                .filter_map(|pt| {
+                    let p = self
+                        .rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .find(|p| p.pt() == *pt)?;
+                    Some(p.spec().codec.to_string())
+                })
+                .collect();
+            let answered = if names.is_empty() {
+                "no format moim offered".to_string()
+            } else {
+                names.join(", ")
+            };
+            out.push((
+                *track,
+                format!(
+                    "moim offered {} (what the publisher sends) and the subscriber answered {}",
+                    codec.describe(),
+                    answered
+                ),
+            ));
+        }
+        for (track, _) in &out {
+            if let Some((mid, _)) = self.sending.iter().find(|(_, t)| *t == track) {
+                self.reported_unusable.push(*mid);
+            }
+        }
+        out
+    }
+
+    /// Applies the client's answer to the outstanding server offer.
+    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<Answered, String> {
         if id != 0 && id != self.pending_offer_id {
             return Err(format!(
                 "answer id {id} does not match the outstanding offer {}; ignored",
@@ -356,9 +451,13 @@ impl Peer {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| format!("client answer cannot be applied: {e}"))?;
-        Ok(std::mem::take(&mut self.renegotiate)
+        let again = std::mem::take(&mut self.renegotiate)
             || !self.waiting.is_empty()
-            || !self.to_stop.is_empty())
+            || !self.to_stop.is_empty();
+        Ok(Answered {
+            again,
+            unusable: self.unusable_sections(),
+        })
     }
 
     pub fn restart_ice(&mut self) {
@@ -374,7 +473,7 @@ impl Peer {
             self.pending_offer_id = id;
             let mid_to_track_id = self.mid_to_track_id();
             self.emit(PeerEvent::Offer {
-                sdp: offer.to_sdp_string(),
+                sdp: self.restrict_formats(&offer.to_sdp_string()),
                 id,
                 mid_to_track_id,
             });
@@ -386,6 +485,18 @@ impl Peer {
 pub(crate) struct OfferOutcome {
     pub published: Vec<(TrackKey, Mid)>,
     pub subscribed: Vec<(TrackKey, Mid)>,
+    /// What each newly published track will carry: the first format of
+    /// moim's answer for its section.
+    pub codecs: Vec<(TrackKey, SendCodec)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Answered {
+    /// Another negotiation is due.
+    pub again: bool,
+    /// Subscriptions whose section was answered with nothing moim can send,
+    /// and why.
+    pub unusable: Vec<(TrackKey, String)>,
 }
 
 pub(crate) fn to_track_kind(kind: MediaKind) -> TrackKind {

@@ -16,12 +16,13 @@ use tracing::{debug, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
 use crate::latency::PassLatency;
-use crate::peer::{ExpectedTrack, Peer, SectionLabel};
+use crate::peer::{ExpectedTrack, Peer};
 use crate::rtc_factory::RtcFactory;
 use crate::stun;
-use crate::track::{Subscription, Track};
+use crate::track::Track;
 use crate::udp_batch::SendBatch;
 
+mod negotiate;
 mod run_loop;
 
 pub(crate) enum ShardInput {
@@ -146,7 +147,22 @@ impl Shard {
             return;
         };
         if let Err(e) = peer.rtc.handle_input(Input::Receive(at, receive)) {
-            debug!(peer = key, %source, "packet rejected: {e}");
+            if matches!(e, str0m::RtcError::Dtls(_)) && !peer.dtls_warned {
+                // Without DTLS there is no media at all: the operator must
+                // hear of it, once per PeerConnection.
+                peer.dtls_warned = true;
+                warn!(
+                    peer = key, identity = %peer.spec.identity, %source,
+                    "the DTLS handshake with this client failed ({e}), so it gets no media. \
+                     moim takes ECDSA and RSA certificates over DTLS 1.2 with ECDHE AES \
+                     cipher suites and SRTP AES-GCM or AES128_CM_SHA1_80; a client that \
+                     fails here offers none of those, or its certificate does not match the \
+                     fingerprint in its SDP. MOIM_LOG=info,str0m_openssl=debug shows \
+                     OpenSSL's reason"
+                );
+            } else {
+                debug!(peer = key, %source, "packet rejected: {e}");
+            }
             return;
         }
         if from_stun.is_some() && !peer.addrs.contains(&(proto, source)) {
@@ -360,7 +376,7 @@ impl Shard {
             // The first server offer carries the data channels, so the
             // subscriber PeerConnection connects even before any track.
             if let Some(p) = self.peers.get_mut(&key) {
-                p.negotiate();
+                p.negotiate(|_| None);
             }
         }
         self.dirty.push(key);
@@ -385,132 +401,6 @@ impl Shard {
         routes.insert(ufrag.clone(), self.ctx.index);
         drop(routes);
         self.by_ufrag.insert(ufrag, key);
-    }
-
-    fn on_offer(&mut self, key: PeerKey, sdp: &str, id: u32) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.accept_offer(sdp, id) {
-            Ok(outcome) => {
-                for (track, mid) in outcome.published {
-                    if let Some(t) = self.tracks.get_mut(&track) {
-                        t.mid = Some(mid);
-                        peer.emit(PeerEvent::TrackBound {
-                            track,
-                            mid: mid.to_string(),
-                        });
-                    }
-                }
-                for (track, mid) in outcome.subscribed {
-                    if let Some(sub) = self
-                        .tracks
-                        .get_mut(&track)
-                        .and_then(|t| t.subscription_mut(key))
-                    {
-                        sub.mid = Some(mid);
-                    }
-                    self.request_keyframe(track);
-                }
-            }
-            Err(reason) => {
-                warn!(peer = key, "{reason}");
-                peer.emit(PeerEvent::NegotiationFailed(reason));
-            }
-        }
-        self.register_ufrag(key);
-        self.dirty.push(key);
-    }
-
-    fn on_answer(&mut self, key: PeerKey, sdp: &str, id: u32) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.accept_answer(sdp, id) {
-            Ok(again) => {
-                let tracks: Vec<TrackKey> = peer.sending.values().copied().collect();
-                if again {
-                    self.renegotiate(key);
-                }
-                for t in tracks {
-                    self.request_keyframe(t);
-                }
-            }
-            Err(reason) => {
-                warn!(peer = key, "{reason}");
-                peer.emit(PeerEvent::NegotiationFailed(reason));
-            }
-        }
-        self.dirty.push(key);
-    }
-
-    /// Starts the next negotiation in whatever way the peer's protocol wants.
-    pub fn renegotiate(&mut self, key: PeerKey) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.spec.role {
-            PeerRole::Subscriber => {
-                for (track, mid) in peer.negotiate() {
-                    if let Some(sub) = self
-                        .tracks
-                        .get_mut(&track)
-                        .and_then(|t| t.subscription_mut(key))
-                    {
-                        sub.mid = Some(mid);
-                    }
-                }
-            }
-            PeerRole::Single => peer.request_sections(),
-            PeerRole::Publisher => {}
-        }
-        self.dirty.push(key);
-    }
-
-    fn subscribe(&mut self, key: PeerKey, track_key: TrackKey) {
-        let Some(track) = self.tracks.get_mut(&track_key) else {
-            return;
-        };
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if track.subscription_mut(key).is_some() || !peer.spec.role.receives() {
-            return;
-        }
-        track.subs.push(Subscription::new(key));
-        let label = SectionLabel {
-            participant_sid: track.participant_sid.clone(),
-            track_sid: track.sid.clone(),
-        };
-        peer.waiting.push((track_key, track.kind, label));
-        self.renegotiate(key);
-    }
-
-    fn unsubscribe(&mut self, key: PeerKey, track_key: TrackKey) {
-        if let Some(track) = self.tracks.get_mut(&track_key) {
-            track.subs.retain(|s| s.peer != key);
-        }
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        peer.waiting.retain(|w| w.0 != track_key);
-        let mids: Vec<_> = peer
-            .sending
-            .iter()
-            .filter(|(_, t)| **t == track_key)
-            .map(|(m, _)| *m)
-            .collect();
-        if mids.is_empty() {
-            return;
-        }
-        for mid in mids {
-            peer.sending.remove(&mid);
-            peer.labels.remove(&mid);
-            if peer.spec.role == PeerRole::Subscriber {
-                peer.to_stop.push(mid);
-            }
-        }
-        self.renegotiate(key);
     }
 
     fn remove_track(&mut self, track_key: TrackKey) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: Chromium (browser
 # tests), coturn's client tools (TURN tests), iproute2 and nftables (network
-# namespace tests) and the browser suite's npm packages. Idempotent: it installs only what is missing.
+# namespace tests), the browser suite's npm packages, OpenSSL's headers (moim's
+# DTLS) and GStreamer with webrtcbin (tests/gstreamer). Idempotent: it installs
+# only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,9 @@ command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# moim-sfu builds str0m-openssl against the system OpenSSL.
+dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'install ok installed' || need+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -25,3 +30,5 @@ pkill -x turnserver >/dev/null 2>&1 || true
 tests/browser/install.sh
 # The server SDK suite (livekit-server-sdk).
 (cd tests/sdk && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })
+# GStreamer webrtcbin suite: Debian packages and its virtual environment.
+tests/gstreamer/install.sh

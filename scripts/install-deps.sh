@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: Chromium (browser
 # tests), coturn's client tools (TURN tests), iproute2 and nftables (network
-# namespace tests), the browser suite's npm packages and the Rust-core SDK
-# suite's venv and npm packages. Idempotent: it installs only what is missing.
+# namespace tests), the browser suite's npm packages, the Rust-core SDK
+# suite's venv and npm packages, OpenSSL's headers (moim's DTLS) and GStreamer
+# with webrtcbin (tests/gstreamer). Idempotent: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The Rust-core SDK suite's venv: Debian's python3 needs python3-venv for ensurepip.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# moim-sfu builds str0m-openssl against the system OpenSSL.
+dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'install ok installed' || need+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,3 +35,5 @@ tests/browser/install.sh
 tests/rust-core-sdks/install.sh
 # The server SDK suite (livekit-server-sdk).
 (cd tests/sdk && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })
+# GStreamer webrtcbin suite: Debian packages and its virtual environment.
+tests/gstreamer/install.sh

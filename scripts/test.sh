@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test moim has: formatting and lints, Rust unit and integration
 # tests (including TURN against coturn's client), the browser suite
-# (livekit-client in Chromium against a real moim server) and LiveKit's
-# Rust-core SDKs (Python, Node).
+# (livekit-client in Chromium against a real moim server), LiveKit's
+# Rust-core SDKs (Python, Node) and GStreamer's webrtcbin against moim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +21,6 @@ echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moi
 tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"
 (cd tests/sdk && node --experimental-websocket --test --test-concurrency=1)
+echo "== GStreamer webrtcbin against moim (RSA DTLS certificate, no codec preference)"
+tests/gstreamer/run.sh
 echo "== network-namespace tests (UDP blocked, server behind NAT; root)" && tests/netns/run.sh

@@ -3,7 +3,7 @@
 use moim_proto::ids;
 use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Message as Resp};
 use moim_sfu::codec::VideoCodec;
-use moim_sfu::{Command, MediaEvent, PeerEvent, TrackKind};
+use moim_sfu::{Command, MediaEvent, PeerEvent, TrackKey, TrackKind};
 use tracing::{debug, info, warn};
 
 use crate::participant::{source_name, ParticipantKey, PublishedTrack};
@@ -304,6 +304,10 @@ impl Room {
         let Some(&key) = self.by_peer.get(&ev.peer) else {
             return;
         };
+        if let PeerEvent::SubscriptionUnusable { track, reason } = &ev.event {
+            self.subscription_unusable(key, *track, reason);
+            return;
+        }
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -345,6 +349,8 @@ impl Room {
             }
             PeerEvent::TrackBound { track, mid, codec } => self.track_bound(key, track, mid, codec),
             PeerEvent::TrackCodec { track, codec } => self.track_codec(key, track, codec),
+            // Handled before the participant is borrowed.
+            PeerEvent::SubscriptionUnusable { .. } => {}
             PeerEvent::Connected => {
                 if !p.active {
                     p.active = true;
@@ -360,6 +366,37 @@ impl Room {
             }
             PeerEvent::Closed => debug!(identity = %p.identity, "media connection closed"),
         }
+    }
+}
+
+impl Room {
+    /// A subscriber answered a track's section with no codec moim can send:
+    /// say so to the operator, and to the client the way LiveKit's server
+    /// does, rather than leave the track silently black.
+    fn subscription_unusable(&mut self, key: ParticipantKey, track: TrackKey, reason: &str) {
+        let Some((publisher, track_sid, mime)) = self.participants.values().find_map(|o| {
+            let t = o.tracks.iter().find(|t| t.key == track)?;
+            Some((
+                o.identity.clone(),
+                t.info.sid.clone(),
+                t.info.mime_type.clone(),
+            ))
+        }) else {
+            return;
+        };
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        warn!(
+            subscriber = %p.identity, %publisher, track = %track_sid,
+            "the subscriber cannot receive this {mime} track: {reason}. It gets no media for \
+             it; the subscribing client must accept the codec the publisher sends (told with \
+             SubscriptionResponse CODEC_UNSUPPORTED)"
+        );
+        p.send(Resp::SubscriptionResponse(lk::SubscriptionResponse {
+            track_sid,
+            err: lk::SubscriptionError::SeCodecUnsupported as i32,
+        }));
     }
 }
 

@@ -159,6 +159,12 @@ pub enum PeerEvent {
         track: TrackKey,
         codec: VideoCodec,
     },
+    /// A subscriber's answer accepted none of the formats moim offered for
+    /// this track (its codec), so nothing can be forwarded to it.
+    SubscriptionUnusable {
+        track: TrackKey,
+        reason: String,
+    },
     Connected,
     Disconnected,
     /// Keyframes were requested from this publisher's track (for logs/metrics).

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
@@ -16,6 +16,7 @@ use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, T
 use crate::codec::VideoCodec;
 use crate::forward::StreamPosition;
 use crate::sdp_munge::{self, BoundSection};
+use crate::send_codec::SendCodec;
 
 /// A track announced by `AddTrackRequest`, waiting for its SDP section.
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub(crate) struct Peer {
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// A failed DTLS handshake was logged at WARN; later failures are DEBUG.
+    pub dtls_warned: bool,
     /// Already on the shard's dirty list; saves a scan of the list for
     /// every packet written to every subscriber.
     drive_queued: bool,
@@ -70,6 +73,11 @@ pub(crate) struct Peer {
     pub left_streams: HashMap<Mid, StreamPosition>,
     /// Sections to stop at the next server offer (dual-PC only).
     pub to_stop: Vec<Mid>,
+    /// What each sending section offers (dual-PC only): the track's codec's
+    /// payload types, preferred first, and the codec itself.
+    offer_formats: HashMap<Mid, (Vec<Pt>, SendCodec)>,
+    /// Sending sections already reported as answered with nothing usable.
+    reported_unusable: Vec<Mid>,
 
     pending_offer: Option<SdpPendingOffer>,
     pending_offer_id: u32,
@@ -95,6 +103,7 @@ impl Peer {
             addrs: Vec::new(),
             next_timeout: None,
             connected: false,
+            dtls_warned: false,
             drive_queued: false,
             mids: Vec::new(),
             dd_mids: HashSet::new(),
@@ -107,6 +116,8 @@ impl Peer {
             waiting: Vec::new(),
             left_streams: HashMap::new(),
             to_stop: Vec::new(),
+            offer_formats: HashMap::new(),
+            reported_unusable: Vec::new(),
             pending_offer: None,
             pending_offer_id: 0,
             renegotiate: false,
@@ -158,8 +169,17 @@ impl Peer {
             self.bind_waiting_to_spare_sections(&mut outcome);
         }
         let (sdp, leading) = self.render_answer(answer);
-        for (_, mid, codec) in &mut outcome.published {
+        // The answer already has the asked-for codec first, so its first
+        // format is what the publisher will send.
+        let first = sdp_munge::first_formats(&sdp);
+        for (track, mid, codec) in &mut outcome.published {
             *codec = leading.get(&mid.to_string()).copied();
+            let sends = first
+                .get(&mid.to_string())
+                .and_then(|pt| SendCodec::of_publisher(&self.rtc, Pt::from(*pt)));
+            if let Some(sends) = sends {
+                outcome.codecs.push((*track, sends));
+            }
         }
         let mid_to_track_id = self.mid_to_track_id();
         self.emit(PeerEvent::Answer {
@@ -350,13 +370,28 @@ impl Peer {
     }
 
     /// Starts a server offer if one is needed and none is outstanding.
-    /// Returns subscriptions bound to new sections.
-    pub fn negotiate(&mut self) -> Vec<(TrackKey, Mid)> {
+    /// `codec_of` tells what each track carries, so its section offers only
+    /// that. Returns subscriptions bound to new sections.
+    pub fn negotiate(
+        &mut self,
+        codec_of: impl Fn(TrackKey) -> Option<SendCodec>,
+    ) -> Vec<(TrackKey, Mid)> {
         debug_assert_eq!(self.spec.role, PeerRole::Subscriber);
         if self.pending_offer.is_some() {
             self.renegotiate = true;
             return Vec::new();
         }
+        // Worked out before the SDP API borrows the Rtc. A track whose codec
+        // is not known yet (no answer to its publisher parsed) is offered
+        // every codec, as str0m would.
+        let formats: Vec<Option<(Vec<Pt>, SendCodec)>> = self
+            .waiting
+            .iter()
+            .map(|(track, _, _)| {
+                let codec = codec_of(*track)?;
+                Some((codec.offer_formats(&self.rtc)?, codec))
+            })
+            .collect();
         let mut bound = Vec::new();
         let mut api = self.rtc.sdp_api();
         if !self.offered_channels {
@@ -380,8 +415,9 @@ impl Peer {
         }
         for mid in self.to_stop.drain(..) {
             api.stop_media(mid);
+            self.offer_formats.remove(&mid);
         }
-        for (track, kind, label) in self.waiting.drain(..) {
+        for ((track, kind, label), formats) in self.waiting.drain(..).zip(formats) {
             let stream_id = format!("{}|{}", label.participant_sid, label.track_sid);
             let mid = api.add_media(
                 to_media_kind(kind),
@@ -392,6 +428,9 @@ impl Peer {
             );
             self.sending.insert(mid, track);
             self.labels.insert(mid, label);
+            if let Some(f) = formats {
+                self.offer_formats.insert(mid, f);
+            }
             bound.push((track, mid));
         }
         if let Some((offer, pending)) = api.apply() {
@@ -399,7 +438,7 @@ impl Peer {
             self.next_offer_id += 1;
             self.pending_offer = Some(pending);
             self.pending_offer_id = id;
-            let sdp = offer.to_sdp_string();
+            let sdp = self.restrict_formats(&offer.to_sdp_string());
             let mid_to_track_id = self.mid_to_track_id();
             self.emit(PeerEvent::Offer {
                 sdp,
@@ -410,9 +449,65 @@ impl Peer {
         bound
     }
 
-    /// Applies the client's answer to the outstanding server offer. Returns
-    /// whether another negotiation is due.
-    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<bool, String> {
+    /// Every offer, new sections or not, lists only each track's formats:
+    /// str0m writes its whole codec table into each section it renders.
+    fn restrict_formats(&self, sdp: &str) -> String {
+        let keep: HashMap<String, Vec<u8>> = self
+            .offer_formats
+            .iter()
+            .map(|(mid, (pts, _))| (mid.to_string(), pts.iter().map(|pt| **pt).collect()))
+            .collect();
+        sdp_munge::keep_formats(sdp, &keep)
+    }
+
+    /// Sending sections whose answer accepted none of the track's formats,
+    /// each once, with what was offered and answered.
+    fn unusable_sections(&mut self) -> Vec<(TrackKey, String)> {
+        let mut out = Vec::new();
+        for (mid, (pts, codec)) in &self.offer_formats {
+            let (Some(track), Some(media)) = (self.sending.get(mid), self.rtc.media(*mid)) else {
+                continue;
+            };
+            let answered = media.remote_pts();
+            if answered.contains(&pts[0]) || self.reported_unusable.contains(mid) {
+                continue;
+            }
+            let names: Vec<String> = answered
+                .iter()
+                .filter_map(|pt| {
+                    let p = self
+                        .rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .find(|p| p.pt() == *pt)?;
+                    Some(p.spec().codec.to_string())
+                })
+                .collect();
+            let answered = if names.is_empty() {
+                "no format moim offered".to_string()
+            } else {
+                names.join(", ")
+            };
+            out.push((
+                *track,
+                format!(
+                    "moim offered {} (what the publisher sends) and the subscriber answered {}",
+                    codec.describe(),
+                    answered
+                ),
+            ));
+        }
+        for (track, _) in &out {
+            if let Some((mid, _)) = self.sending.iter().find(|(_, t)| *t == track) {
+                self.reported_unusable.push(*mid);
+            }
+        }
+        out
+    }
+
+    /// Applies the client's answer to the outstanding server offer.
+    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<Answered, String> {
         if id != 0 && id != self.pending_offer_id {
             return Err(format!(
                 "answer id {id} does not match the outstanding offer {}; ignored",
@@ -428,9 +523,13 @@ impl Peer {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| format!("client answer cannot be applied: {e}"))?;
-        Ok(std::mem::take(&mut self.renegotiate)
+        let again = std::mem::take(&mut self.renegotiate)
             || !self.waiting.is_empty()
-            || !self.to_stop.is_empty())
+            || !self.to_stop.is_empty();
+        Ok(Answered {
+            again,
+            unusable: self.unusable_sections(),
+        })
     }
 
     pub fn restart_ice(&mut self) {
@@ -446,7 +545,7 @@ impl Peer {
             self.pending_offer_id = id;
             let mid_to_track_id = self.mid_to_track_id();
             self.emit(PeerEvent::Offer {
-                sdp: offer.to_sdp_string(),
+                sdp: self.restrict_formats(&offer.to_sdp_string()),
                 id,
                 mid_to_track_id,
             });
@@ -459,6 +558,18 @@ pub(crate) struct OfferOutcome {
     /// With the video codec the answer lists first for the section.
     pub published: Vec<(TrackKey, Mid, Option<VideoCodec>)>,
     pub subscribed: Vec<(TrackKey, Mid)>,
+    /// What each newly published track will carry: the first format of
+    /// moim's answer for its section.
+    pub codecs: Vec<(TrackKey, SendCodec)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Answered {
+    /// Another negotiation is due.
+    pub again: bool,
+    /// Subscriptions whose section was answered with nothing moim can send,
+    /// and why.
+    pub unusable: Vec<(TrackKey, String)>,
 }
 
 pub(crate) fn to_track_kind(kind: MediaKind) -> TrackKind {

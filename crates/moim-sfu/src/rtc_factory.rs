@@ -11,20 +11,29 @@
 //!   NACKs; its default of 1,000 held ~800 KiB per subscribed video stream.
 //!   300 packets is ~1.8 s at 1.5 Mb/s and ~0.7 s for a 4 Mb/s layer, far
 //!   beyond a retransmission's useful life at real-time latencies.
+//!
+//! And one about who can connect: the DTLS handshake runs on OpenSSL
+//! (`dtls_openssl.rs`) so that peers with RSA certificates (GStreamer's
+//! `webrtcbin`) connect; moim's own certificate stays ECDSA, and SRTP,
+//! STUN and fingerprints stay on aws-lc-rs.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::crypto::dtls::DtlsCert;
+use str0m::crypto::CryptoProvider;
 use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use crate::api::PeerRole;
+use crate::dtls_openssl::OpensslDtls;
 
 /// Outgoing video packets kept per stream for retransmission.
 pub const VIDEO_SEND_HISTORY: usize = 300;
 
 pub struct RtcFactory {
+    crypto: Arc<CryptoProvider>,
     cert: Option<DtlsCert>,
     udp_candidate: SocketAddr,
     tcp_candidate: Option<SocketAddr>,
@@ -32,9 +41,15 @@ pub struct RtcFactory {
 
 impl RtcFactory {
     pub fn new(udp_candidate: SocketAddr, tcp_candidate: Option<SocketAddr>) -> Self {
-        let cert = str0m::crypto::from_feature_flags()
-            .dtls_provider
-            .generate_certificate();
+        static OPENSSL_DTLS: OpensslDtls = OpensslDtls;
+        let aws_lc = str0m::crypto::from_feature_flags();
+        // aws-lc-rs makes the certificate: ECDSA P-256, what browsers and
+        // dimpl-based clients expect. OpenSSL only runs the handshake with it.
+        let cert = aws_lc.dtls_provider.generate_certificate();
+        let crypto = Arc::new(CryptoProvider {
+            dtls_provider: &OPENSSL_DTLS,
+            ..aws_lc
+        });
         if cert.is_none() {
             tracing::warn!(
                 "the crypto provider could not generate a shared DTLS certificate; every \
@@ -42,6 +57,7 @@ impl RtcFactory {
             );
         }
         Self {
+            crypto,
             cert,
             udp_candidate,
             tcp_candidate,
@@ -57,7 +73,8 @@ impl RtcFactory {
             .enable_h264(true)
             .enable_vp9(true)
             .enable_av1(true)
-            .set_extension(crate::dd::DEFAULT_ID, crate::dd::extension());
+            .set_extension(crate::dd::DEFAULT_ID, crate::dd::extension())
+            .set_crypto_provider(self.crypto.clone());
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }

@@ -15,14 +15,14 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tracing::{debug, trace, warn};
 
 use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
-use crate::codec::VideoCodec;
 use crate::latency::PassLatency;
-use crate::peer::{ExpectedTrack, Peer, SectionLabel};
+use crate::peer::{ExpectedTrack, Peer};
 use crate::rtc_factory::RtcFactory;
 use crate::stun;
-use crate::track::{Subscription, Track};
+use crate::track::Track;
 use crate::udp_batch::SendBatch;
 
+mod negotiate;
 mod run_loop;
 
 pub(crate) enum ShardInput {
@@ -147,7 +147,22 @@ impl Shard {
             return;
         };
         if let Err(e) = peer.rtc.handle_input(Input::Receive(at, receive)) {
-            debug!(peer = key, %source, "packet rejected: {e}");
+            if matches!(e, str0m::RtcError::Dtls(_)) && !peer.dtls_warned {
+                // Without DTLS there is no media at all: the operator must
+                // hear of it, once per PeerConnection.
+                peer.dtls_warned = true;
+                warn!(
+                    peer = key, identity = %peer.spec.identity, %source,
+                    "the DTLS handshake with this client failed ({e}), so it gets no media. \
+                     moim takes ECDSA and RSA certificates over DTLS 1.2 with ECDHE AES \
+                     cipher suites and SRTP AES-GCM or AES128_CM_SHA1_80; a client that \
+                     fails here offers none of those, or its certificate does not match the \
+                     fingerprint in its SDP. MOIM_LOG=info,str0m_openssl=debug shows \
+                     OpenSSL's reason"
+                );
+            } else {
+                debug!(peer = key, %source, "packet rejected: {e}");
+            }
             return;
         }
         if from_stun.is_some() && !peer.addrs.contains(&(proto, source)) {
@@ -367,7 +382,7 @@ impl Shard {
             // The first server offer carries the data channels, so the
             // subscriber PeerConnection connects even before any track.
             if let Some(p) = self.peers.get_mut(&key) {
-                p.negotiate();
+                p.negotiate(|_| None);
             }
         }
         self.dirty.push(key);
@@ -394,151 +409,6 @@ impl Shard {
         self.by_ufrag.insert(ufrag, key);
     }
 
-    fn on_offer(&mut self, key: PeerKey, sdp: &str, id: u32) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.accept_offer(sdp, id) {
-            Ok(outcome) => {
-                for (track, mid, codec) in outcome.published {
-                    if let Some(t) = self.tracks.get_mut(&track) {
-                        t.mid = Some(mid);
-                        t.announced = codec;
-                        peer.emit(PeerEvent::TrackBound {
-                            track,
-                            mid: mid.to_string(),
-                            codec,
-                        });
-                    }
-                }
-                let bound: Vec<_> = outcome
-                    .subscribed
-                    .into_iter()
-                    .map(|(track, mid)| (track, mid, peer.left_streams.remove(&mid)))
-                    .collect();
-                for (track, mid, left) in bound {
-                    if let Some(sub) = self
-                        .tracks
-                        .get_mut(&track)
-                        .and_then(|t| t.subscription_mut(key))
-                    {
-                        sub.mid = Some(mid);
-                        if let Some(left) = left {
-                            sub.fwd.continue_stream(left);
-                        }
-                    }
-                    self.request_keyframe(track);
-                }
-            }
-            Err(reason) => {
-                warn!(peer = key, "{reason}");
-                peer.emit(PeerEvent::NegotiationFailed(reason));
-            }
-        }
-        self.register_ufrag(key);
-        self.dirty.push(key);
-    }
-
-    fn on_answer(&mut self, key: PeerKey, sdp: &str, id: u32) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.accept_answer(sdp, id) {
-            Ok(again) => {
-                let tracks: Vec<TrackKey> = peer.sending.values().copied().collect();
-                if again {
-                    self.renegotiate(key);
-                }
-                for t in tracks {
-                    self.request_keyframe(t);
-                }
-            }
-            Err(reason) => {
-                warn!(peer = key, "{reason}");
-                peer.emit(PeerEvent::NegotiationFailed(reason));
-            }
-        }
-        // A server-initiated ICE restart (the subscriber's, on a resume) takes
-        // its new local credentials only now, with the answer: until the demux
-        // knows the new ufrag it drops the client's checks, and a client that
-        // checks from a new address never reconnects.
-        self.register_ufrag(key);
-        self.dirty.push(key);
-    }
-
-    /// Starts the next negotiation in whatever way the peer's protocol wants.
-    pub fn renegotiate(&mut self, key: PeerKey) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        match peer.spec.role {
-            PeerRole::Subscriber => {
-                for (track, mid) in peer.negotiate() {
-                    if let Some(sub) = self
-                        .tracks
-                        .get_mut(&track)
-                        .and_then(|t| t.subscription_mut(key))
-                    {
-                        sub.mid = Some(mid);
-                    }
-                }
-            }
-            PeerRole::Single => peer.request_sections(),
-            PeerRole::Publisher => {}
-        }
-        self.dirty.push(key);
-    }
-
-    fn subscribe(&mut self, key: PeerKey, track_key: TrackKey) {
-        let Some(track) = self.tracks.get_mut(&track_key) else {
-            return;
-        };
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if track.subscription_mut(key).is_some() || !peer.spec.role.receives() {
-            return;
-        }
-        track.subs.push(Subscription::new(key));
-        let label = SectionLabel {
-            participant_sid: track.participant_sid.clone(),
-            track_sid: track.sid.clone(),
-            wants_dd: track.announced == Some(VideoCodec::Av1),
-        };
-        peer.waiting.push((track_key, track.kind, label));
-        self.renegotiate(key);
-    }
-
-    fn unsubscribe(&mut self, key: PeerKey, track_key: TrackKey) {
-        if let Some(track) = self.tracks.get_mut(&track_key) {
-            if let Some(i) = track.subs.iter().position(|s| s.peer == key) {
-                let sub = track.subs.remove(i);
-                self.remember_stream(&sub);
-            }
-        }
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        peer.waiting.retain(|w| w.0 != track_key);
-        let mids: Vec<_> = peer
-            .sending
-            .iter()
-            .filter(|(_, t)| **t == track_key)
-            .map(|(m, _)| *m)
-            .collect();
-        if mids.is_empty() {
-            return;
-        }
-        for mid in mids {
-            peer.sending.remove(&mid);
-            peer.labels.remove(&mid);
-            if peer.spec.role == PeerRole::Subscriber {
-                peer.to_stop.push(mid);
-            }
-        }
-        self.renegotiate(key);
-    }
-
     fn remove_track(&mut self, track_key: TrackKey) {
         let Some(track) = self.tracks.remove(&track_key) else {
             return;
@@ -551,17 +421,6 @@ impl Shard {
         for sub in track.subs {
             self.remember_stream(&sub);
             self.unsubscribe(sub.peer, track_key);
-        }
-    }
-
-    /// Keeps where a subscription's outgoing stream stopped, for the track
-    /// that may take its section over.
-    fn remember_stream(&mut self, sub: &Subscription) {
-        let (Some(mid), Some(position)) = (sub.mid, sub.fwd.position()) else {
-            return;
-        };
-        if let Some(peer) = self.peers.get_mut(&sub.peer) {
-            peer.left_streams.insert(mid, position);
         }
     }
 

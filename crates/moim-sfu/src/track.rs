@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::dd;
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
+use crate::send_codec::{find_params, SendCodec};
 use crate::shard::Shard;
 
 /// Keyframe requests to a publisher, at most this often per layer.
@@ -24,6 +25,8 @@ pub(crate) struct Subscription {
     pub fwd: Forwarder,
     /// Publisher payload type → this subscriber's payload type.
     pt_map: Option<(Pt, Pt)>,
+    /// Said once that this subscriber cannot take the track's codec.
+    warned_unsendable: bool,
 }
 
 impl Subscription {
@@ -33,6 +36,7 @@ impl Subscription {
             mid: None,
             fwd: Forwarder::new(),
             pt_map: None,
+            warned_unsendable: false,
         }
     }
 }
@@ -55,6 +59,9 @@ pub(crate) struct Track {
     pub mid: Option<Mid>,
     /// The video codec subscribers were told of (`TrackInfo.mime_type`).
     pub announced: Option<VideoCodec>,
+    /// The codec subscribers are offered: first of moim's answer to the
+    /// publisher, then whatever its packets turn out to carry.
+    pub send_codec: Option<SendCodec>,
     /// What the last payload type resolved to, so a packet of the same
     /// type skips the codec table.
     codec: Option<TrackCodec>,
@@ -80,6 +87,7 @@ impl Track {
             kind,
             mid: None,
             announced: None,
+            send_codec: None,
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
@@ -93,20 +101,6 @@ impl Track {
     }
 }
 
-/// The codec parameters behind a payload type, and whether that payload
-/// type is the codec's RED (RFC 2198) wrapping.
-fn find_params(rtc: &str0m::Rtc, pt: Pt) -> Option<(PayloadParams, bool)> {
-    rtc.codec_config().params().iter().find_map(|p| {
-        if p.pt() == pt {
-            Some((*p, false))
-        } else if p.red() == Some(pt) {
-            Some((*p, true))
-        } else {
-            None
-        }
-    })
-}
-
 /// livekit-client names its simulcast encodings `q`, `h`, `f`, low to high.
 fn layer_of(rid: Option<Rid>) -> usize {
     match rid.as_deref() {
@@ -114,6 +108,10 @@ fn layer_of(rid: Option<Rid>) -> usize {
         Some("f") => 2,
         _ => 0,
     }
+}
+
+fn spec_name(params: PayloadParams, red: bool) -> String {
+    SendCodec { params, red }.describe()
 }
 
 fn video_codec(codec: Codec) -> VideoCodec {
@@ -177,6 +175,16 @@ impl Shard {
                     return;
                 };
                 let spec = params.spec();
+                let differs = track
+                    .send_codec
+                    .is_none_or(|s| s.params.spec().codec != spec.codec || s.red != is_red);
+                if differs {
+                    // Subscribers negotiated from now on get what flows.
+                    track.send_codec = Some(SendCodec {
+                        params,
+                        red: is_red,
+                    });
+                }
                 let c = TrackCodec {
                     pt,
                     params,
@@ -249,6 +257,16 @@ impl Shard {
                         let out =
                             matched.and_then(|p| if in_is_red { p.red() } else { Some(p.pt()) });
                         let Some(o) = out else {
+                            if !sub.warned_unsendable {
+                                sub.warned_unsendable = true;
+                                warn!(
+                                    track = %track.sid,
+                                    subscriber = sub.peer,
+                                    "the subscriber's PeerConnection has no {} to receive this \
+                                     track with; its packets are not forwarded to it",
+                                    spec_name(in_params, in_is_red)
+                                );
+                            }
                             continue;
                         };
                         sub.pt_map = Some((pt, o));

@@ -71,6 +71,10 @@ impl ClientProfile {
         }
     }
 
+    pub fn has(&self, cap: Capability) -> bool {
+        self.capabilities.contains(&(cap as i32))
+    }
+
     /// The SDK's name for logs (`JS`, `PYTHON`, `NODE`, …).
     pub fn sdk_name(&self) -> &'static str {
         Sdk::try_from(self.sdk).map_or("UNKNOWN", |s| s.as_str_name())

@@ -309,6 +309,9 @@ impl Room {
             participant_sid: sid.clone(),
             identity: claims.sub.clone(),
             can_publish_data: claims.video.can_publish_data(),
+            accepts_packet_trailer: params
+                .client
+                .has(lk::client_info::Capability::CapPacketTrailer),
             events: self.media_events.clone(),
         };
         if params.single_pc {

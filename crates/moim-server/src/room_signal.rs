@@ -251,6 +251,7 @@ impl Room {
                 cid: req.cid,
                 kind,
                 codec,
+                packet_trailer: !req.packet_trailer_features.is_empty(),
             },
         );
     }

@@ -42,6 +42,9 @@ pub struct PeerSpec {
     pub participant_sid: String,
     pub identity: String,
     pub can_publish_data: bool,
+    /// The client takes LiveKit packet trailers off itself
+    /// (`CAP_PACKET_TRAILER`); others get frames without them.
+    pub accepts_packet_trailer: bool,
     pub events: UnboundedSender<MediaEvent>,
 }
 
@@ -79,6 +82,9 @@ pub enum Command {
         /// The video codec the client asked for (`simulcast_codecs`); the
         /// answer lists it first in the track's section.
         codec: Option<VideoCodec>,
+        /// The publisher declared packet-trailer features: its frames end
+        /// with a LiveKit packet trailer.
+        packet_trailer: bool,
     },
     RemoveTrack {
         track: TrackKey,

@@ -13,6 +13,7 @@ mod demux;
 mod dtls_openssl;
 pub mod forward;
 pub mod latency;
+pub mod packet_trailer;
 mod peer;
 mod plane;
 pub mod rtc_factory;

@@ -284,6 +284,7 @@ impl Shard {
                 cid,
                 kind,
                 codec,
+                packet_trailer,
             } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
@@ -295,10 +296,9 @@ impl Shard {
                     kind,
                     codec,
                 });
-                self.tracks.insert(
-                    track,
-                    Track::new(track, peer, track_sid, participant_sid, kind),
-                );
+                let mut t = Track::new(track, peer, track_sid, participant_sid, kind);
+                t.has_packet_trailer = packet_trailer;
+                self.tracks.insert(track, t);
             }
             Command::RemoveTrack { track } => self.remove_track(track),
             Command::Subscribe { peer, track } => self.subscribe(peer, track),

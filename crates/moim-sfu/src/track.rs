@@ -13,6 +13,7 @@ use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::dd;
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
+use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
 use crate::shard::Shard;
 
@@ -27,6 +28,8 @@ pub(crate) struct Subscription {
     pt_map: Option<(Pt, Pt)>,
     /// Said once that this subscriber cannot take the track's codec.
     warned_unsendable: bool,
+    /// Frames reach this subscriber without their packet trailer.
+    pub strip_trailer: bool,
 }
 
 impl Subscription {
@@ -37,6 +40,7 @@ impl Subscription {
             fwd: Forwarder::new(),
             pt_map: None,
             warned_unsendable: false,
+            strip_trailer: false,
         }
     }
 }
@@ -62,6 +66,8 @@ pub(crate) struct Track {
     /// The codec subscribers are offered: first of moim's answer to the
     /// publisher, then whatever its packets turn out to carry.
     pub send_codec: Option<SendCodec>,
+    /// The publisher's frames end with a LiveKit packet trailer.
+    pub has_packet_trailer: bool,
     /// What the last payload type resolved to, so a packet of the same
     /// type skips the codec table.
     codec: Option<TrackCodec>,
@@ -88,6 +94,7 @@ impl Track {
             mid: None,
             announced: None,
             send_codec: None,
+            has_packet_trailer: false,
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
@@ -238,6 +245,18 @@ impl Shard {
             ext.user_values.set_arc(dd);
         }
         let payload: Arc<[u8]> = pkt.payload;
+        // Subscribers that do not take packet trailers off themselves get the
+        // frame's last packet without one: a copy per frame, shared by all
+        // of them, and only for publishers that declared trailers.
+        let untrailed: Option<Arc<[u8]>> =
+            if track.has_packet_trailer && track.subs.iter().any(|s| s.strip_trailer) {
+                match packet_trailer::trailer_len(&payload, pkt.header.marker) {
+                    0 => None,
+                    n => Some(Arc::from(&payload[..payload.len() - n])),
+                }
+            } else {
+                None
+            };
         let mut wanted = [false; MAX_LAYERS];
         for sub in &mut track.subs {
             let Some(mid) = sub.mid else {
@@ -277,8 +296,12 @@ impl Shard {
                 let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                     continue;
                 };
+                let body = match &untrailed {
+                    Some(b) if sub.strip_trailer => b.clone(),
+                    _ => payload.clone(),
+                };
                 tx.write_rtp(
-                    RtpWrite::new(out_pt, SeqNo::from(seq), timestamp, now, payload.clone())
+                    RtpWrite::new(out_pt, SeqNo::from(seq), timestamp, now, body)
                         .marker(pkt.header.marker)
                         .ext_vals(ext.clone())
                         .nackable(is_video),

@@ -124,7 +124,9 @@ impl Shard {
         if track.subscription_mut(key).is_some() || !peer.spec.role.receives() {
             return;
         }
-        track.subs.push(Subscription::new(key));
+        let mut sub = Subscription::new(key);
+        sub.strip_trailer = track.has_packet_trailer && !peer.spec.accepts_packet_trailer;
+        track.subs.push(sub);
         let label = SectionLabel {
             participant_sid: track.participant_sid.clone(),
             track_sid: track.sid.clone(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use moim_turn::proto::message::{attr, method, Class, Integrity, Message, MessageBuilder};
+use moim_turn::proto::message::{method, Class, Message, MessageBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -78,33 +78,12 @@ async fn stream_allocate(c: &mut Box<dyn Conn>, user: &str, pass: &str) -> u16 {
     let mut nonce: Option<String> = None;
     let mut realm = String::new();
     for round in 0u8..2 {
-        let mut b = MessageBuilder::new(Class::Request, method::ALLOCATE, [round + 1; 12]);
-        b.add(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-        let key = moim_turn::proto::long_term_key(user, &realm, pass);
-        let integrity = nonce.as_ref().map(|n| {
-            b.add(attr::USERNAME, user.as_bytes())
-                .add(attr::REALM, realm.as_bytes())
-                .add(attr::NONCE, n.as_bytes());
-            (Integrity::Sha1, &key[..])
-        });
-        c.write_all(&b.finish(integrity, true))
-            .await
-            .expect("write");
+        let req = allocate_request(round, user, pass, &realm, nonce.as_deref());
+        c.write_all(&req).await.expect("write");
         let resp = read_message(c).await.expect("Allocate answered");
-        let m = Message::decode(&resp).expect("STUN");
-        let Some(err) = m.get(attr::ERROR_CODE) else {
-            return 0;
-        };
-        let code = u16::from(err[2]) * 100 + u16::from(err[3]);
-        if code != 401 || nonce.is_some() {
+        if let Some(code) = allocate_outcome(&resp, &mut nonce, &mut realm) {
             return code;
         }
-        nonce = m.text(attr::NONCE).expect("utf8").map(str::to_owned);
-        realm = m
-            .text(attr::REALM)
-            .expect("utf8")
-            .unwrap_or_default()
-            .to_owned();
     }
     unreachable!("two rounds")
 }

@@ -179,46 +179,73 @@ pub fn relay_args(server: SocketAddr, user: &str, pass: &str, extra: &[&str]) ->
     args
 }
 
+/// Allocate round `round` (0: unauthenticated, 1: answering the challenge
+/// with `realm` and `nonce`), as a raw STUN message.
+pub fn allocate_request(
+    round: u8,
+    user: &str,
+    pass: &str,
+    realm: &str,
+    nonce: Option<&str>,
+) -> Vec<u8> {
+    use moim_turn::proto::message::{attr, method, Class, Integrity, MessageBuilder};
+    let mut b = MessageBuilder::new(Class::Request, method::ALLOCATE, [round + 1; 12]);
+    b.add(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    let key = moim_turn::proto::long_term_key(user, realm, pass);
+    let integrity = nonce.map(|n| {
+        b.add(attr::USERNAME, user.as_bytes())
+            .add(attr::REALM, realm.as_bytes())
+            .add(attr::NONCE, n.as_bytes());
+        (Integrity::Sha1, &key[..])
+    });
+    b.finish(integrity, true)
+}
+
+/// What an Allocate response means for the client: `Some(code)` when it is
+/// final (0 for success), `None` when it is the first 401 challenge, whose
+/// realm and nonce are kept for the next round.
+pub fn allocate_outcome(
+    resp: &[u8],
+    nonce: &mut Option<String>,
+    realm: &mut String,
+) -> Option<u16> {
+    use moim_turn::proto::message::{attr, Message};
+    let m = Message::decode(resp).expect("STUN response");
+    let Some(err) = m.get(attr::ERROR_CODE) else {
+        return Some(0);
+    };
+    let code = u16::from(err[2]) * 100 + u16::from(err[3]);
+    if code != 401 || nonce.is_some() {
+        return Some(code);
+    }
+    *nonce = m.text(attr::NONCE).expect("utf8").map(str::to_owned);
+    *realm = m
+        .text(attr::REALM)
+        .expect("utf8")
+        .unwrap_or_default()
+        .to_owned();
+    None
+}
+
 /// A minimal Rust client: Allocate over UDP with `user`/`pass`, answering the
 /// 401 challenge once. Returns the final error code, or 0 on success.
 pub async fn raw_allocate(server: SocketAddr, user: &str, pass: &str) -> u16 {
-    use moim_turn::proto::message::{attr, method, Class, Integrity, Message, MessageBuilder};
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let mut nonce: Option<String> = None;
     let mut realm = String::new();
     for round in 0u8..2 {
-        let mut b = MessageBuilder::new(Class::Request, method::ALLOCATE, [round + 1; 12]);
-        b.add(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-        let key = moim_turn::proto::long_term_key(user, &realm, pass);
-        let integrity = nonce.as_ref().map(|n| {
-            b.add(attr::USERNAME, user.as_bytes())
-                .add(attr::REALM, realm.as_bytes())
-                .add(attr::NONCE, n.as_bytes());
-            (Integrity::Sha1, &key[..])
-        });
-        let req = b.finish(integrity, true);
+        let req = allocate_request(round, user, pass, &realm, nonce.as_deref());
         sock.send_to(&req, server).await.expect("send");
         let mut buf = vec![0u8; 2048];
         let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
             .await
             .expect("answer within 5 s")
             .expect("recv");
-        let m = Message::decode(&buf[..n]).expect("STUN response");
-        let Some(err) = m.get(attr::ERROR_CODE) else {
-            return 0;
-        };
-        let code = u16::from(err[2]) * 100 + u16::from(err[3]);
-        if code != 401 || nonce.is_some() {
+        if let Some(code) = allocate_outcome(&buf[..n], &mut nonce, &mut realm) {
             return code;
         }
-        nonce = m.text(attr::NONCE).expect("utf8").map(str::to_owned);
-        realm = m
-            .text(attr::REALM)
-            .expect("utf8")
-            .unwrap_or_default()
-            .to_owned();
     }
     unreachable!("two rounds")
 }

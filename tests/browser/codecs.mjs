@@ -17,6 +17,8 @@ import {
   waitFor,
   sleep,
   requireDeps,
+  evalWithin as evalWithinDeadline,
+  openTestPage,
 } from './harness.mjs';
 
 requireDeps();
@@ -32,15 +34,8 @@ const PATHS = [
   { id: 'v0', path: '/rtc', roomOptions: { singlePeerConnection: false } },
 ];
 
-/** page.evaluate with a deadline, so a wedged page cannot hang the suite. */
-async function evalWithin(page, fn, arg, ms = 10_000) {
-  return Promise.race([
-    page.evaluate(fn, arg),
-    sleep(ms).then(() => {
-      throw new Error(`page.evaluate timed out after ${ms} ms`);
-    }),
-  ]);
-}
+// The codec steps wait on pages doing real work: a longer default deadline.
+const evalWithin = (page, fn, arg, ms = 10_000) => evalWithinDeadline(page, fn, arg, ms);
 
 const sameMime = (a, b) => typeof a === 'string' && typeof b === 'string' && a.toLowerCase() === b.toLowerCase();
 
@@ -98,8 +93,7 @@ describe('the codec the publisher chose', () => {
         };
         try {
           for (const page of [P, S]) {
-            await page.goto(`${pageServer.origin}/index.html`, { waitUntil: 'load', timeout: 15_000 });
-            await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 10_000 });
+            await openTestPage(page, pageServer.origin);
           }
           const [tokP, tokS] = await Promise.all([mintToken(ids.pub, room), mintToken(ids.sub, room)]);
           await evalWithin(S, ([url, tok, opts]) => window.app.join(url, tok, opts, 'none'), [server.wsUrl, tokS, p.roomOptions], 30_000);

@@ -409,4 +409,20 @@ export async function waitFor(fn, { timeout = 10_000, interval = 250, describe =
   }
 }
 
+/** page.evaluate with a deadline, so a wedged page cannot hang a test or its diagnostics. */
+export async function evalWithin(page, fn, arg, ms = 5000) {
+  return Promise.race([
+    page.evaluate(fn, arg),
+    sleep(ms).then(() => {
+      throw new Error(`page.evaluate timed out after ${ms} ms`);
+    }),
+  ]);
+}
+
+/** Loads the test page from `origin` and waits until its helpers are ready. */
+export async function openTestPage(page, origin) {
+  await page.goto(`${origin}/index.html`, { waitUntil: 'load', timeout: 15_000 });
+  await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 10_000 });
+}
+
 export { sleep };

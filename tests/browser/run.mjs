@@ -17,6 +17,8 @@ import {
   waitFor,
   sleep,
   requireDeps,
+  evalWithin,
+  openTestPage,
   livekitClientVersion,
   API_KEY,
   API_SECRET,
@@ -50,20 +52,7 @@ after(async () => {
   await pageServer?.close();
 });
 
-/** page.evaluate with a deadline, so a wedged page cannot hang a diagnostic dump. */
-async function evalWithin(page, fn, arg, ms = 5000) {
-  return Promise.race([
-    page.evaluate(fn, arg),
-    sleep(ms).then(() => {
-      throw new Error(`page.evaluate timed out after ${ms} ms`);
-    }),
-  ]);
-}
-
-async function gotoTestPage(page) {
-  await page.goto(`${pageServer.origin}/index.html`, { waitUntil: 'load', timeout: 15_000 });
-  await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 10_000 });
-}
+const gotoTestPage = (page) => openTestPage(page, pageServer.origin);
 
 // ---------------------------------------------------------------------------------------
 // Environment checks: need no moim server.

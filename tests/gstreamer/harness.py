@@ -8,13 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import queue
-import socket
-import subprocess
+import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -22,88 +19,18 @@ from livekit.protocol import rtc
 from websockets.sync.client import connect
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "pylib"))
+from moim_server import MoimServer as _SharedMoimServer  # noqa: E402
 OUT_DIR = HERE / "out"
 API_KEY = "devkey"
 API_SECRET = "secret"
 
 
-def moim_binary():
-    env = os.environ.get("MOIM_BIN")
-    return (HERE / env).resolve() if env else (HERE / "../../target/debug/moim").resolve()
-
-
-def _free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class MoimServer:
+class MoimServer(_SharedMoimServer):
     """`moim serve --dev` on ports nobody else uses, its log in out/."""
 
     def __init__(self):
-        self.proc = None
-        self.log_path = None
-        self.port = None
-
-    def start(self):
-        binary = moim_binary()
-        if not os.access(binary, os.X_OK):
-            raise RuntimeError(
-                f"moim binary not found at {binary}: build it with `cargo build -p moim` "
-                "or point MOIM_BIN at one"
-            )
-        self.port = _free_port(socket.SOCK_STREAM)
-        tcp = self.port
-        while tcp == self.port:
-            tcp = _free_port(socket.SOCK_STREAM)
-        udp = _free_port(socket.SOCK_DGRAM)
-        OUT_DIR.mkdir(exist_ok=True)
-        self.log_path = OUT_DIR / f"moim-server-{int(time.time() * 1000)}.log"
-        args = [
-            str(binary), "serve", "--dev", "--bind", "127.0.0.1",
-            "--port", str(self.port), "--rtc-tcp-port", str(tcp), "--rtc-udp-port", str(udp),
-            "--no-turn",
-        ]
-        with open(self.log_path, "w") as log:
-            log.write("# " + " ".join(args) + "\n")
-            log.flush()
-            env = {"MOIM_LOG": "info", **os.environ}
-            # The child keeps its own copy of the descriptor.
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moim exited with {self.proc.returncode}\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError as e:
-                last = str(e)
-            time.sleep(0.2)
-        raise RuntimeError(f"moim did not answer /healthz within 30 s ({last})\n{self.log_tail()}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def log(self):
-        return self.log_path.read_text() if self.log_path else ""
-
-    def log_tail(self, lines=60):
-        return "---- moim log ----\n" + "\n".join(self.log().splitlines()[-lines:])
-
-    @property
-    def ws_url(self):
-        return f"ws://127.0.0.1:{self.port}"
+        super().__init__(OUT_DIR)
 
 
 def _b64url(data):

@@ -46,7 +46,7 @@ class WebrtcbinInterop(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
-        print(f"\nmoim log: {cls.server.log_path}")
+        print(f"\nmoim log: {cls.server.log_file}")
 
     def tearDown(self):
         for p in getattr(self, "peers", []):
@@ -75,7 +75,7 @@ class WebrtcbinInterop(unittest.TestCase):
         self.assertEqual(certificate_key_type(sub.pc), "rsaEncryption")
         self.assert_colour(sub.centre_rgb)
         self.assertNotIn("DTLS", "\n".join(
-            line for line in self.server.log().splitlines() if " WARN " in line))
+            line for line in self.server.log_text().splitlines() if " WARN " in line))
 
     def test_a_viewer_with_no_codec_preference_is_offered_only_the_track_codec(self):
         _, sub = self.join("no-preference")

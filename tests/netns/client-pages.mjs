@@ -12,6 +12,7 @@ import {
   waitFor,
   sleep,
   requireDeps,
+  evalWithin,
 } from '../browser/harness.mjs';
 
 const opts = JSON.parse(process.argv[2]);
@@ -23,16 +24,6 @@ const step = (s) => result.steps.push(`${Date.now() - t0}ms ${s}`);
 let browser;
 let pageServer;
 const killer = setTimeout(() => finish(new Error(`client pages did not finish within ${deadlineMs} ms`)), deadlineMs);
-
-/** page.evaluate bounded in time so a wedged page cannot hang the run. */
-function evalWithin(page, fn, arg, ms = 5000) {
-  return Promise.race([
-    page.evaluate(fn, arg),
-    sleep(ms).then(() => {
-      throw new Error(`page.evaluate timed out after ${ms} ms`);
-    }),
-  ]);
-}
 
 /** The selected candidate pair of every live PeerConnection, with both candidates. */
 function selectedPairs() {

@@ -8,16 +8,14 @@ SDK sends, which is how the tests tell which signalling path it chose.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import time
-import urllib.request
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SUITE = HERE.parent
+sys.path.insert(0, str(SUITE.parent / "pylib"))
+from moim_server import MoimServer  # noqa: E402
 OUT_DIR = SUITE / "out"
 API_KEY = "devkey"
 API_SECRET = "secret"
@@ -28,91 +26,11 @@ def log(msg: str) -> None:
     print(f"[python-sdk] {msg}", flush=True)
 
 
-def moim_binary() -> Path:
-    env = os.environ.get("MOIM_BIN")
-    path = Path(env) if env else SUITE / "../../target/debug/moim"
-    return path.resolve()
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Moim:
+class Moim(MoimServer):
     """`moim serve --dev` on free loopback ports, its log in out/."""
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.log_file: Path | None = None
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        binary = moim_binary()
-        if not os.access(binary, os.X_OK):
-            raise RuntimeError(
-                f"moim binary not found or not executable at {binary}: "
-                "build it with `cargo build -p moim` or set MOIM_BIN"
-            )
-        self.port = _free_port(socket.SOCK_STREAM)
-        tcp = _free_port(socket.SOCK_STREAM)
-        udp = _free_port(socket.SOCK_DGRAM)
-        OUT_DIR.mkdir(exist_ok=True)
-        self.log_file = OUT_DIR / f"moim-python-{int(time.time() * 1000)}.log"
-        # --no-turn: the embedded TURN server's fixed port 3478 may be taken by
-        # another run on this machine, and loopback peers never need a relay.
-        args = [
-            str(binary), "serve", "--dev", "--no-turn", "--bind", "127.0.0.1",
-            "--port", str(self.port), "--rtc-tcp-port", str(tcp), "--rtc-udp-port", str(udp),
-        ]  # fmt: skip
-        env = {**os.environ, "MOIM_LOG": os.environ.get("MOIM_LOG", "info,moim_server=debug")}
-        with open(self.log_file, "w") as f:
-            f.write("# " + " ".join(args) + "\n")
-            f.flush()
-            self.proc = subprocess.Popen(args, stdout=f, stderr=f, env=env)
-        deadline = time.monotonic() + 30
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"moim exited with {self.proc.returncode} before answering /healthz\n"
-                    + self.log_tail()
-                )
-            try:
-                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-                    last = f"HTTP {r.status}"
-            except OSError as e:
-                last = str(e)
-            time.sleep(0.2)
-        raise RuntimeError(f"moim did not answer /healthz within 30 s ({last})\n" + self.log_tail())
-
-    def log_text(self) -> str:
-        if not self.log_file or not self.log_file.exists():
-            return ""
-        return self.log_file.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 60) -> str:
-        tail = "\n".join(self.log_text().splitlines()[-lines:])
-        return f"---- moim log (last {lines} lines of {self.log_file}) ----\n{tail}\n---- end ----"
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc = None
+        super().__init__(OUT_DIR, "moim-python", "info,moim_server=debug")
 
 
 @dataclass

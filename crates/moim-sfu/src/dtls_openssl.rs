@@ -110,6 +110,7 @@ impl Bridge {
         match catch_unwind(AssertUnwindSafe(|| f(inner))) {
             Ok(v) => Ok(v),
             Err(_) => {
+                poisoned_warning();
                 self.poisoned = true;
                 Err(failed(op))
             }
@@ -142,6 +143,7 @@ impl DtlsInstance for Bridge {
         let out = match catch_unwind(AssertUnwindSafe(poll)) {
             Ok(out) => out,
             Err(_) => {
+                poisoned_warning();
                 self.poisoned = true;
                 return DtlsOutput::Timeout(Instant::now() + Duration::from_secs(3600));
             }
@@ -227,6 +229,16 @@ fn from_v07_output(out: v07::DtlsOutput<'_>) -> DtlsOutput<'_> {
         // Output is non_exhaustive; str0m-openssl 0.6 emits none beyond these.
         _ => DtlsOutput::Timeout(Instant::now() + Duration::from_secs(3600)),
     }
+}
+
+/// A panic inside OpenSSL's DTLS code ended one connection's handshake; the
+/// shard's DTLS warning that follows blames the peer, so say what it was.
+fn poisoned_warning() {
+    tracing::error!(
+        "moim's DTLS (str0m-openssl) panicked during a handshake; that one connection is \
+         closed and the others carry on. This is a bug in moim or str0m-openssl, not a \
+         client problem: report it with the log at MOIM_LOG=info,str0m_openssl=debug"
+    );
 }
 
 fn from_v07_profile(p: v07::SrtpProfile) -> Option<SrtpProfile> {

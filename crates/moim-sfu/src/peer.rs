@@ -168,15 +168,14 @@ impl Peer {
         if self.spec.role == PeerRole::Single {
             self.bind_waiting_to_spare_sections(&mut outcome);
         }
-        let (sdp, leading) = self.render_answer(answer);
+        let sdp = self.render_answer(answer);
         // The answer already has the asked-for codec first, so its first
         // format is what the publisher will send.
         let first = sdp_munge::first_formats(&sdp);
-        for (track, mid, codec) in &mut outcome.published {
-            *codec = leading.get(&mid.to_string()).copied();
+        for (track, mid) in &outcome.published {
             let sends = first
                 .get(&mid.to_string())
-                .and_then(|pt| SendCodec::of_publisher(&self.rtc, Pt::from(*pt)));
+                .and_then(|pt| SendCodec::behind_pt(&self.rtc, Pt::from(*pt)));
             if let Some(sends) = sends {
                 outcome.codecs.push((*track, sends));
             }
@@ -214,7 +213,7 @@ impl Peer {
                 if kind == TrackKind::Video {
                     self.publish_codecs.insert(mid, e.codec);
                 }
-                outcome.published.push((e.track, mid, None));
+                outcome.published.push((e.track, mid));
             }
         }
     }
@@ -312,17 +311,16 @@ impl Peer {
         finish(&mut self.dd_mids, section_mid, section_dd);
     }
 
-    /// The answer as the client must see it, and the video codec that
-    /// leads each publishing section.
-    fn render_answer(&self, answer: SdpAnswer) -> (String, HashMap<String, VideoCodec>) {
+    /// The answer as the client must see it.
+    fn render_answer(&self, answer: SdpAnswer) -> String {
         let wanted: HashMap<String, Option<VideoCodec>> = self
             .publish_codecs
             .iter()
             .map(|(mid, c)| (mid.to_string(), *c))
             .collect();
-        let (sdp, leading) = sdp_munge::put_codec_first(&answer.to_sdp_string(), &wanted);
+        let (sdp, _) = sdp_munge::put_codec_first(&answer.to_sdp_string(), &wanted);
         if self.spec.role != PeerRole::Single {
-            return (sdp, leading);
+            return sdp;
         }
         let bound: HashMap<String, BoundSection<'_>> = self
             .labels
@@ -343,7 +341,7 @@ impl Peer {
             .into_iter()
             .map(|(m, _)| m.to_string())
             .collect();
-        (sdp_munge::rewrite_answer(&sdp, &bound, &spare), leading)
+        sdp_munge::rewrite_answer(&sdp, &bound, &spare)
     }
 
     pub fn mid_to_track_id(&self) -> HashMap<String, String> {
@@ -464,25 +462,18 @@ impl Peer {
     /// each once, with what was offered and answered.
     fn unusable_sections(&mut self) -> Vec<(TrackKey, String)> {
         let mut out = Vec::new();
+        let mut reported = Vec::new();
         for (mid, (pts, codec)) in &self.offer_formats {
             let (Some(track), Some(media)) = (self.sending.get(mid), self.rtc.media(*mid)) else {
                 continue;
             };
             let answered = media.remote_pts();
-            if answered.contains(&pts[0]) || self.reported_unusable.contains(mid) {
+            if codec.answered_with(pts, answered) || self.reported_unusable.contains(mid) {
                 continue;
             }
             let names: Vec<String> = answered
                 .iter()
-                .filter_map(|pt| {
-                    let p = self
-                        .rtc
-                        .codec_config()
-                        .params()
-                        .iter()
-                        .find(|p| p.pt() == *pt)?;
-                    Some(p.spec().codec.to_string())
-                })
+                .filter_map(|pt| SendCodec::behind_pt(&self.rtc, *pt).map(|c| c.describe()))
                 .collect();
             let answered = if names.is_empty() {
                 "no format moim offered".to_string()
@@ -497,12 +488,9 @@ impl Peer {
                     answered
                 ),
             ));
+            reported.push(*mid);
         }
-        for (track, _) in &out {
-            if let Some((mid, _)) = self.sending.iter().find(|(_, t)| *t == track) {
-                self.reported_unusable.push(*mid);
-            }
-        }
+        self.reported_unusable.extend(reported);
         out
     }
 
@@ -555,8 +543,7 @@ impl Peer {
 
 #[derive(Debug, Default)]
 pub(crate) struct OfferOutcome {
-    /// With the video codec the answer lists first for the section.
-    pub published: Vec<(TrackKey, Mid, Option<VideoCodec>)>,
+    pub published: Vec<(TrackKey, Mid)>,
     pub subscribed: Vec<(TrackKey, Mid)>,
     /// What each newly published track will carry: the first format of
     /// moim's answer for its section.

@@ -16,9 +16,9 @@ pub(crate) struct SendCodec {
 }
 
 impl SendCodec {
-    /// The codec behind a payload type of the publisher's PeerConnection.
-    pub fn of_publisher(publisher: &Rtc, pt: Pt) -> Option<Self> {
-        find_params(publisher, pt).map(|(params, red)| SendCodec { params, red })
+    /// The codec behind a payload type of a PeerConnection.
+    pub fn behind_pt(rtc: &Rtc, pt: Pt) -> Option<Self> {
+        find_params(rtc, pt).map(|(params, red)| SendCodec { params, red })
     }
 
     /// The payload types a subscriber's section lists, preferred first: the
@@ -33,6 +33,19 @@ impl SendCodec {
         pts.push(p.pt());
         pts.extend(p.resend());
         Some(pts)
+    }
+
+    /// Whether a subscriber's answer to `offered` (from [`offer_formats`])
+    /// takes the codec. str0m lists only primary codecs in an answer's
+    /// payload types, with RED and RTX folded into them, so the codec's own
+    /// payload type is what to look for; RED leads `offered` when it is
+    /// used.
+    ///
+    /// [`offer_formats`]: SendCodec::offer_formats
+    pub fn answered_with(&self, offered: &[Pt], answered: &[Pt]) -> bool {
+        offered
+            .get(usize::from(self.red))
+            .is_some_and(|primary| answered.contains(primary))
     }
 
     /// "VP8", "opus with RED", … for log lines.
@@ -58,4 +71,42 @@ pub(crate) fn find_params(rtc: &Rtc, pt: Pt) -> Option<(PayloadParams, bool)> {
             None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(red: bool) -> SendCodec {
+        let rtc = Rtc::builder()
+            .enable_opus(true, true)
+            .build(std::time::Instant::now());
+        let params = *rtc
+            .codec_config()
+            .params()
+            .first()
+            .expect("opus is configured");
+        SendCodec { params, red }
+    }
+
+    #[test]
+    fn an_answer_with_the_primary_codec_takes_red_audio_too() {
+        let red = codec(true);
+        // Offered: RED 63, Opus 111. str0m's view of the answer lists Opus.
+        let offered = [Pt::from(63), Pt::from(111)];
+        assert!(red.answered_with(&offered, &[Pt::from(111)]));
+        assert!(!red.answered_with(&offered, &[Pt::from(0)]));
+        assert!(!red.answered_with(&offered, &[]));
+    }
+
+    #[test]
+    fn a_plain_codec_is_taken_when_its_payload_type_is_answered() {
+        let plain = codec(false);
+        let offered = [Pt::from(96), Pt::from(97)];
+        assert!(plain.answered_with(&offered, &[Pt::from(96)]));
+        assert!(
+            !plain.answered_with(&offered, &[Pt::from(97)]),
+            "RTX alone is not the codec"
+        );
+    }
 }

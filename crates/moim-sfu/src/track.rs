@@ -11,7 +11,6 @@ use tracing::{info, warn};
 
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::codec::{starts_keyframe, VideoCodec};
-use crate::dd;
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
@@ -61,10 +60,9 @@ pub(crate) struct Track {
     pub participant_sid: String,
     pub kind: TrackKind,
     pub mid: Option<Mid>,
-    /// The video codec subscribers were told of (`TrackInfo.mime_type`).
-    pub announced: Option<VideoCodec>,
-    /// The codec subscribers are offered: first of moim's answer to the
-    /// publisher, then whatever its packets turn out to carry.
+    /// The codec subscribers are offered, and told of (see `announced`):
+    /// first of moim's answer to the publisher, then whatever its packets
+    /// turn out to carry.
     pub send_codec: Option<SendCodec>,
     /// The publisher's frames end with a LiveKit packet trailer.
     pub has_packet_trailer: bool,
@@ -92,7 +90,6 @@ impl Track {
             participant_sid,
             kind,
             mid: None,
-            announced: None,
             send_codec: None,
             has_packet_trailer: false,
             codec: None,
@@ -101,6 +98,17 @@ impl Track {
             last_keyframe_request: [None; MAX_LAYERS],
             subs: Vec::new(),
         }
+    }
+
+    /// The video codec subscribers are told of (`TrackInfo.mime_type`): the
+    /// one they are offered, so the two never disagree.
+    pub fn announced(&self) -> Option<VideoCodec> {
+        if self.kind != TrackKind::Video {
+            return None;
+        }
+        self.send_codec
+            .map(|s| video_codec(s.params.spec().codec))
+            .filter(|c| *c != VideoCodec::Other)
     }
 
     pub fn subscription_mut(&mut self, peer: PeerKey) -> Option<&mut Subscription> {
@@ -133,7 +141,7 @@ fn video_codec(codec: Codec) -> VideoCodec {
 
 impl Shard {
     /// One publisher packet out to every subscriber that should get it.
-    pub(crate) fn forward(&mut self, from: PeerKey, pkt: RtpPacket) {
+    pub(crate) fn forward(&mut self, from: PeerKey, mut pkt: RtpPacket) {
         let Shard {
             peers,
             tracks,
@@ -186,11 +194,27 @@ impl Shard {
                     .send_codec
                     .is_none_or(|s| s.params.spec().codec != spec.codec || s.red != is_red);
                 if differs {
-                    // Subscribers negotiated from now on get what flows.
+                    // Subscribers negotiated from now on get what flows, and
+                    // are never told one codec while another flows: the
+                    // control plane re-announces the track.
+                    let was = track.announced();
                     track.send_codec = Some(SendCodec {
                         params,
                         red: is_red,
                     });
+                    if let Some(now) = track.announced().filter(|now| Some(*now) != was) {
+                        info!(
+                            track = %track.sid,
+                            ?was,
+                            ?now,
+                            "the publisher's RTP carries another codec than announced; \
+                             updating the track's mime type"
+                        );
+                        publisher.emit(PeerEvent::TrackCodec {
+                            track: track_key,
+                            codec: now,
+                        });
+                    }
                 }
                 let c = TrackCodec {
                     pt,
@@ -200,25 +224,6 @@ impl Shard {
                     clock_rate: spec.clock_rate.get(),
                 };
                 track.codec = Some(c);
-                if track.kind == TrackKind::Video
-                    && c.video != VideoCodec::Other
-                    && track.announced != Some(c.video)
-                {
-                    // Subscribers must never be told one codec while
-                    // another flows; the control plane re-announces.
-                    info!(
-                        track = %track.sid,
-                        was = ?track.announced,
-                        now = ?c.video,
-                        "the publisher's RTP carries another codec than announced; \
-                         updating the track's mime type"
-                    );
-                    track.announced = Some(c.video);
-                    publisher.emit(PeerEvent::TrackCodec {
-                        track: track_key,
-                        codec: c.video,
-                    });
-                }
                 c
             }
         };
@@ -241,8 +246,12 @@ impl Shard {
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
-        if let Some(dd) = dd::of(&pkt.header.ext_vals) {
-            ext.user_values.set_arc(dd);
+        // Only AV1 needs its dependency descriptor to decode (`dd.rs`); the
+        // publisher's values move over as they are. Every other codec keeps
+        // `user_values` empty, so the per-subscriber clone below allocates
+        // nothing.
+        if codec == VideoCodec::Av1 {
+            ext.user_values = std::mem::take(&mut pkt.header.ext_vals.user_values);
         }
         let payload: Arc<[u8]> = pkt.payload;
         // Subscribers that do not take packet trailers off themselves get the
@@ -280,9 +289,14 @@ impl Shard {
                                 sub.warned_unsendable = true;
                                 warn!(
                                     track = %track.sid,
-                                    subscriber = sub.peer,
-                                    "the subscriber's PeerConnection has no {} to receive this \
-                                     track with; its packets are not forwarded to it",
+                                    publisher = %track.participant_sid,
+                                    subscriber = %subscriber.spec.identity,
+                                    "{}'s PeerConnection did not negotiate {}, the codec this \
+                                     track carries, so its packets are not forwarded to them. \
+                                     The subscriber's client cannot decode it (or its answer \
+                                     dropped it); publish with a codec every subscriber decodes \
+                                     (VP8 and Opus are safe), or enable a backup codec",
+                                    subscriber.spec.identity,
                                     spec_name(in_params, in_is_red)
                                 );
                             }

@@ -21,14 +21,13 @@ impl Shard {
                         t.send_codec = Some(codec);
                     }
                 }
-                for (track, mid, codec) in outcome.published {
+                for (track, mid) in outcome.published {
                     if let Some(t) = self.tracks.get_mut(&track) {
                         t.mid = Some(mid);
-                        t.announced = codec;
                         peer.emit(PeerEvent::TrackBound {
                             track,
                             mid: mid.to_string(),
-                            codec,
+                            codec: t.announced(),
                         });
                     }
                 }
@@ -130,7 +129,7 @@ impl Shard {
         let label = SectionLabel {
             participant_sid: track.participant_sid.clone(),
             track_sid: track.sid.clone(),
-            wants_dd: track.announced == Some(VideoCodec::Av1),
+            wants_dd: track.announced() == Some(VideoCodec::Av1),
         };
         peer.waiting.push((track_key, track.kind, label));
         self.renegotiate(key);
@@ -172,7 +171,12 @@ impl Shard {
         let (Some(mid), Some(position)) = (sub.mid, sub.fwd.position()) else {
             return;
         };
-        if let Some(peer) = self.peers.get_mut(&sub.peer) {
+        // Only `/rtc/v1` reuses sections; a dual-PC subscriber's are stopped.
+        if let Some(peer) = self
+            .peers
+            .get_mut(&sub.peer)
+            .filter(|p| p.spec.role == PeerRole::Single)
+        {
             peer.left_streams.insert(mid, position);
         }
     }

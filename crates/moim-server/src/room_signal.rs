@@ -258,7 +258,7 @@ impl Room {
 
     /// The publisher's RTP shows another codec than `TrackInfo` names: tell
     /// everyone, so no subscriber is told one codec while another flows.
-    fn track_codec(&mut self, owner: ParticipantKey, track: moim_sfu::TrackKey, codec: VideoCodec) {
+    fn track_codec(&mut self, owner: ParticipantKey, track: TrackKey, codec: VideoCodec) {
         let Some(p) = self.participants.get_mut(&owner) else {
             return;
         };
@@ -305,10 +305,6 @@ impl Room {
         let Some(&key) = self.by_peer.get(&ev.peer) else {
             return;
         };
-        if let PeerEvent::SubscriptionUnusable { track, reason } = &ev.event {
-            self.subscription_unusable(key, *track, reason);
-            return;
-        }
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
@@ -350,8 +346,9 @@ impl Room {
             }
             PeerEvent::TrackBound { track, mid, codec } => self.track_bound(key, track, mid, codec),
             PeerEvent::TrackCodec { track, codec } => self.track_codec(key, track, codec),
-            // Handled before the participant is borrowed.
-            PeerEvent::SubscriptionUnusable { .. } => {}
+            PeerEvent::SubscriptionUnusable { track, reason } => {
+                self.subscription_unusable(key, track, &reason)
+            }
             PeerEvent::Connected => {
                 if !p.active {
                     p.active = true;
@@ -368,9 +365,7 @@ impl Room {
             PeerEvent::Closed => debug!(identity = %p.identity, "media connection closed"),
         }
     }
-}
 
-impl Room {
     /// A subscriber answered a track's section with no codec moim can send:
     /// say so to the operator, and to the client the way LiveKit's server
     /// does, rather than leave the track silently black.
@@ -401,7 +396,7 @@ impl Room {
     }
 }
 
-/// Adaptive stream asks for a size; explicit settings ask for a quality.
+/// `values` without repeats, in their first order.
 fn dedup(values: &[i32]) -> Vec<i32> {
     let mut out = Vec::with_capacity(values.len());
     for v in values {
@@ -412,6 +407,7 @@ fn dedup(values: &[i32]) -> Vec<i32> {
     out
 }
 
+/// Adaptive stream asks for a size; explicit settings ask for a quality.
 fn max_layer_for(s: &lk::UpdateTrackSettings, layers: &[lk::VideoLayer]) -> usize {
     if s.width > 0 && !layers.is_empty() {
         let mut sorted: Vec<&lk::VideoLayer> = layers.iter().collect();

@@ -327,7 +327,11 @@ function scenario(run, server) {
     }
   });
 
-  step('audio', `${run.id}: each page receives the other's audio (inbound-rtp packetsReceived grows)`, { needs: ['join'], timeout: 30_000 }, async (t) => {
+  step('audio', `${run.id}: each page receives the other's audio (inbound-rtp packetsReceived grows) and no subscription was refused`, { needs: ['join'], timeout: 30_000 }, async (t) => {
+    for (const page of [A, B]) {
+      const failed = await evalWithin(page, () => window.app.events.filter((e) => e.name === 'trackSubscriptionFailed'));
+      assert.deepEqual(failed, [], `page ${page.label}: moim refused a subscription (SubscriptionResponse error)`);
+    }
     const first = await Promise.all([stats(A), stats(B)]);
     await sleep(2000);
     const second = await Promise.all([stats(A), stats(B)]);

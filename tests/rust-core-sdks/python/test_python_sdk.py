@@ -198,6 +198,10 @@ async def scenario(moim: Moim, single_pc: bool, path: str) -> None:
         await wait_until(lambda: "bob" in alice.left, 10, "alice to see bob leave")
         assert set(await listed(lk, room_name)) == {"alice"}
         log(f"{label}: RoomService removed bob; bob got PARTICIPANT_REMOVED, alice saw him leave")
+
+        # Every subscription was usable: moim told no one a codec was refused.
+        refused = [line for line in moim.log_text().splitlines() if "cannot receive" in line]
+        assert not refused, f"moim refused subscriptions it can serve: {refused[:2]}"
     except BaseException:
         print(moim.log_tail(80), flush=True)
         raise

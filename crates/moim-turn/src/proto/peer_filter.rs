@@ -28,13 +28,25 @@ pub struct PeerPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Never relayable: unspecified, multicast, broadcast, reserved, cloud
-    /// metadata, documentation. No option opens these.
+    /// metadata, documentation. Only moim's own media port, opened with
+    /// [`PeerPolicy::allow_own_port`], is let through.
     Unroutable,
     /// Loopback, private, CGNAT, link-local, ULA: needs the dangerous door.
     Private,
     /// One of the server's own addresses, on a port other than the ones
     /// opened with [`PeerPolicy::allow_own_port`].
     OwnAddress,
+}
+
+impl Refusal {
+    /// What an operator can make of a refusal.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Refusal::Unroutable => "the address is never a valid peer (unspecified, multicast, reserved or metadata)",
+            Refusal::Private => "loopback and private peers are refused; only --dangerous-turn-allow-private (tests) opens them",
+            Refusal::OwnAddress => "moim's own address is open only on its media port; if clients relay to moim's media, check that --node-ip is the address of that port",
+        }
+    }
 }
 
 /// The door to options that weaken the relay's protection.

@@ -263,7 +263,14 @@ impl TurnServer {
             return Err(ErrorCode::PeerAddressFamilyMismatch);
         }
         if let Err(why) = self.cfg.peer_policy.check(peer) {
-            debug!(?why, "peer refused by policy");
+            // DEBUG: a client can ask for any address, so this is its
+            // business until an operator wonders why a relay fails.
+            debug!(
+                %peer,
+                ?why,
+                "TURN peer refused: {}",
+                why.hint()
+            );
             return Err(ErrorCode::Forbidden);
         }
         Ok(peer)

@@ -225,7 +225,10 @@ pub(crate) async fn run(
                 match ev {
                     Event::Client { from, data } => {
                         core.handle_client(now, from, &data);
-                        if from.transport.is_stream() {
+                        // Only a STUN message (top bits 00; ChannelData is
+                        // 01) can create the allocation that authenticates a
+                        // stream; relayed media skips the lookup below.
+                        if from.transport.is_stream() && data.first().is_some_and(|b| b >> 6 == 0) {
                             stream_request = Some(from);
                         }
                     }

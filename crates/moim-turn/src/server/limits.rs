@@ -116,11 +116,15 @@ impl Connections {
                     per_source = self.limits.per_source,
                     "TURN over TCP/TLS refuses connections: {}",
                     match why {
-                        Refused::PerSource => "one source holds its share of connections; if \
-                                               many users share one NAT address, raise the \
-                                               per-source limit",
-                        Refused::Full => "every slot holds an authenticated client; raise the \
-                                          connection limit or add a node",
+                        Refused::PerSource => "one source address holds its share of \
+                                               connections. If many users share one NAT \
+                                               address, they need a higher limit \
+                                               (TurnConfig::max_connections_per_source, not \
+                                               yet a moim.toml setting): run another node \
+                                               meanwhile",
+                        Refused::Full => "every slot holds an authenticated client \
+                                          (TurnConfig::max_connections, not yet a moim.toml \
+                                          setting); run another node",
                     }
                 );
                 t.refused_since_warn = 0;

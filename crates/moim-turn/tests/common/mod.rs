@@ -22,6 +22,13 @@ pub fn uclient() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
+        // CI installs coturn (scripts/install-deps.sh); there a missing
+        // client is a broken set-up, not a reason to pass.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "turnutils_uclient not found in PATH under CI: scripts/install-deps.sh should have \
+             installed coturn"
+        );
         eprintln!(
             "SKIPPED: turnutils_uclient not found in PATH; install coturn \
              (apt-get install -y coturn) to run this test"

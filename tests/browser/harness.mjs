@@ -99,7 +99,10 @@ export async function pickPorts() {
 // moim server
 
 export class MoimServer {
-  constructor() {
+  /** `args` are added to `moim serve`'s flags, `env` to its environment. */
+  constructor({ args = [], env = {} } = {}) {
+    this.extraArgs = args;
+    this.extraEnv = env;
     this.proc = null;
     this.ports = null;
     this.logFile = null;
@@ -144,13 +147,14 @@ export class MoimServer {
       '--rtc-udp-port',
       String(this.ports.udp),
       ...extra,
+      ...this.extraArgs,
     ];
     const fd = fs.openSync(this.logFile, 'a');
     fs.writeSync(fd, `# ${bin} ${args.join(' ')}\n`);
     this.cmdline = `${bin} ${args.join(' ')}`;
     this.proc = spawn(bin, args, {
       stdio: ['ignore', fd, fd],
-      env: { RUST_LOG: 'info', RUST_BACKTRACE: '1', ...process.env },
+      env: { RUST_LOG: 'info', RUST_BACKTRACE: '1', ...process.env, ...this.extraEnv },
     });
     fs.closeSync(fd);
     this.proc.on('exit', (code, signal) => {

@@ -344,7 +344,7 @@ impl Driver {
             self.ws = None;
             self.emit(ClientEvent::SignalClosed {
                 reason: frame.as_ref().map_or("closed by server".into(), |f| {
-                    format!("closed by server: {}", f.reason)
+                    format!("closed by server ({}): {}", u16::from(f.code), f.reason)
                 }),
             });
             return Ok(());

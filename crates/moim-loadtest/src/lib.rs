@@ -6,6 +6,7 @@
 //! - [`run_signal_only`]: thousands of WebSocket-only participants, for signaling scale.
 //! - [`procfs`]: CPU and memory of a process from `/proc`, for the harness (`moim-bench`).
 
+pub mod gaps;
 pub mod load;
 pub mod procfs;
 pub mod report;

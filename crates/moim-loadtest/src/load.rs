@@ -1,6 +1,7 @@
 //! The media load test: synthetic publishers and measuring subscribers over real WebRTC.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use moim_client::stats::LatencyHistogram;
 use moim_client::token::AccessToken;
 use moim_client::{AudioOptions, Client, ClientEvent, ConnectOptions, VideoCodec, VideoOptions};
 
+use crate::gaps::GapTracker;
 use crate::procfs;
 use crate::report::{Latency, Report, Spread, StreamCounters, WindowTotals};
 
@@ -37,6 +39,9 @@ pub struct Options {
     pub join_concurrency: usize,
     /// Give up on one participant's join or publish after this long.
     pub join_timeout: Duration,
+    /// A received stream that delivers nothing for this long is a media gap,
+    /// and the run fails.
+    pub max_gap: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             settle: Duration::from_secs(2),
             join_concurrency: 8,
             join_timeout: Duration::from_secs(20),
+            max_gap: Duration::from_secs(2),
         }
     }
 }
@@ -86,7 +92,12 @@ struct Participant {
     publisher: bool,
     joined_after: Duration,
     first_media: Arc<OnceLock<Duration>>,
+    /// Why the connection ended before the test let it go, if it did.
+    dropped: Arc<OnceLock<String>>,
 }
+
+/// How often the window reads every stream's counters for gaps.
+const GAP_SAMPLE: Duration = Duration::from_millis(200);
 
 /// Run the load test.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
@@ -128,9 +139,10 @@ pub async fn run_with_hook(
     let mut participants = Vec::new();
     let mut failures = 0;
     let mut first_error = None;
+    let tearing_down = Arc::new(AtomicBool::new(false));
     for batch in [pubs, subs] {
         let results: Vec<_> = futures_util::stream::iter(batch)
-            .map(|(publisher, jwt)| join(opts, publisher, jwt))
+            .map(|(publisher, jwt)| join(opts, publisher, jwt, tearing_down.clone()))
             .buffer_unordered(opts.join_concurrency.max(1))
             .collect()
             .await;
@@ -153,8 +165,21 @@ pub async fn run_with_hook(
     let cpu0 = procfs::cpu_seconds("self");
     let t0 = Instant::now();
     hook(Phase::WindowStart);
-    tokio::time::sleep(opts.duration).await;
+    let mut gaps = GapTracker::new(opts.max_gap);
+    loop {
+        let at = t0.elapsed();
+        gaps.observe(at, stream_packets(&participants));
+        if at >= opts.duration {
+            break;
+        }
+        tokio::time::sleep(GAP_SAMPLE.min(opts.duration - at)).await;
+    }
     hook(Phase::WindowEnd);
+    tearing_down.store(true, Ordering::Release);
+    let dropped: Vec<&String> = participants
+        .iter()
+        .filter_map(|p| p.dropped.get())
+        .collect();
     let window = t0.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_seconds("self");
     let (rx1, sent1, lat1) = snapshot(&participants);
@@ -193,6 +218,12 @@ pub async fn run_with_hook(
         received,
         sent_packets: sent1.saturating_sub(sent0),
         latency,
+        disconnects: dropped.len(),
+        first_disconnect: dropped.first().map(|s| s.to_string()),
+        media_gaps: gaps.gaps(),
+        longest_gap_ms: ms(gaps.longest()),
+        streams_stalled_at_end: gaps.stalled_now(t0.elapsed()),
+        max_gap_ms: ms(opts.max_gap),
         tester_cpu_cores: match (cpu0, cpu1) {
             (Some(a), Some(b)) => (b - a) / window,
             _ => f64::NAN,
@@ -214,7 +245,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn join(opts: &Options, publisher: bool, jwt: String) -> Result<Participant, String> {
+async fn join(
+    opts: &Options,
+    publisher: bool,
+    jwt: String,
+    tearing_down: Arc<AtomicBool>,
+) -> Result<Participant, String> {
     let copts = ConnectOptions {
         join_timeout: opts.join_timeout,
         publish_timeout: opts.join_timeout,
@@ -227,11 +263,27 @@ async fn join(opts: &Options, publisher: bool, jwt: String) -> Result<Participan
     let joined_after = t0.elapsed();
     let first_media = Arc::new(OnceLock::new());
     let fm = first_media.clone();
-    // Drain events (the channel is unbounded) and note the first RTP packet.
+    let dropped = Arc::new(OnceLock::new());
+    let dr = dropped.clone();
+    // Drain events (the channel is unbounded), note the first RTP packet and
+    // any end of the connection the test did not ask for.
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
-            if let ClientEvent::MediaReceived { .. } = ev {
-                let _ = fm.set(t0.elapsed());
+            let ended = match ev {
+                ClientEvent::MediaReceived { .. } => {
+                    let _ = fm.set(t0.elapsed());
+                    None
+                }
+                ClientEvent::SignalClosed { reason } => Some(reason),
+                ClientEvent::Left { reason, .. } => {
+                    Some(format!("the server sent Leave ({reason:?})"))
+                }
+                _ => None,
+            };
+            if let Some(why) = ended {
+                if !tearing_down.load(Ordering::Acquire) {
+                    let _ = dr.set(why);
+                }
             }
         }
     });
@@ -258,7 +310,23 @@ async fn join(opts: &Options, publisher: bool, jwt: String) -> Result<Participan
         publisher,
         joined_after,
         first_media,
+        dropped,
     })
+}
+
+/// Every received stream's packet counter, keyed by participant and SSRC.
+fn stream_packets(ps: &[Participant]) -> Vec<((usize, u32), u64)> {
+    ps.iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.client
+                .stats()
+                .received
+                .iter()
+                .map(|t| ((i, t.ssrc), t.rx.packets))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 type Snapshot = (

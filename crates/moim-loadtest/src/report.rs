@@ -128,12 +128,58 @@ pub struct Report {
     pub received_packets_per_sec: f64,
     pub received_mbps: f64,
     pub latency: Latency,
+    /// Participants whose connection ended before the test let them go (the
+    /// server went away, or sent them a Leave).
+    pub disconnects: usize,
+    pub first_disconnect: Option<String>,
+    /// Stalls of at least `max_gap_ms` on received streams during the window.
+    pub media_gaps: usize,
+    /// The longest any received stream went without a packet in the window.
+    pub longest_gap_ms: f64,
+    /// Streams stalled when the window ended.
+    pub streams_stalled_at_end: usize,
+    pub max_gap_ms: f64,
     /// CPU time of this process (the load generator) over the window, in cores (1.0 = one
     /// core busy). Near the machine's core count means the tester, not the server, limits.
     pub tester_cpu_cores: f64,
 }
 
 impl Report {
+    /// What went wrong in the run, one sentence each; empty when it passed.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.join_failures > 0 {
+            p.push(format!(
+                "{} participants could not join or publish (first: {})",
+                self.join_failures,
+                self.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        if self.disconnects > 0 {
+            p.push(format!(
+                "{} participants were disconnected during the run (first: {})",
+                self.disconnects,
+                self.first_disconnect.as_deref().unwrap_or("?")
+            ));
+        }
+        if self.subscribers_without_media > 0 {
+            p.push(format!(
+                "{} subscribers received no media",
+                self.subscribers_without_media
+            ));
+        }
+        if self.media_gaps > 0 {
+            p.push(format!(
+                "{} media gaps of {:.0} ms or more (longest {:.0} ms; {} streams stalled at the end)",
+                self.media_gaps, self.max_gap_ms, self.longest_gap_ms, self.streams_stalled_at_end
+            ));
+        }
+        if self.received.packets == 0 {
+            p.push("no media was received".into());
+        }
+        p
+    }
+
     /// A human-readable two-column table.
     pub fn table(&self) -> String {
         let mut rows: Vec<(String, String)> = Vec::new();
@@ -205,6 +251,20 @@ impl Report {
             format!(
                 "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
                 self.latency.p50_ms, self.latency.p99_ms, self.latency.max_ms, self.latency.samples
+            ),
+        );
+        row(
+            "disconnects",
+            match &self.first_disconnect {
+                Some(e) => format!("{} (first: {e})", self.disconnects),
+                None => self.disconnects.to_string(),
+            },
+        );
+        row(
+            "media gaps",
+            format!(
+                "{} of {:.0} ms or more (longest stall {:.0} ms)",
+                self.media_gaps, self.max_gap_ms, self.longest_gap_ms
             ),
         );
         row("tester CPU", format!("{:.2} cores", self.tester_cpu_cores));

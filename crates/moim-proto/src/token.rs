@@ -107,7 +107,7 @@ pub enum TokenError {
     Expired,
     #[error("access token is not valid yet (nbf in the future); check the clock of the server that minted it")]
     NotYetValid,
-    #[error("access token has no identity (sub claim)")]
+    #[error("access token has no identity (sub claim): a participant needs one; mint the token with an identity")]
     NoIdentity,
     #[error("access token uses algorithm {0}; only HS256 is accepted")]
     Algorithm(String),

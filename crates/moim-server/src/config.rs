@@ -22,6 +22,13 @@ pub struct ServerConfig {
     pub empty_timeout: Duration,
     /// A participant whose signal connection dropped may resume this long.
     pub departure_timeout: Duration,
+    /// On shutdown, how long calls in progress may go on before their
+    /// participants are sent to another server.
+    pub drain_timeout: Duration,
+    /// A signal connection that sends nothing for this long is closed; its
+    /// participant may still resume. Clients ping every 5 s (ping_timeout is
+    /// 15 s), so the default leaves room.
+    pub signal_silence_limit: Duration,
     pub media_shards: usize,
     /// Webhook receivers; empty disables webhooks.
     pub webhook_urls: Vec<String>,
@@ -83,6 +90,8 @@ impl ServerConfig {
             keys: KeyStore::new([("devkey".to_string(), "secret".to_string())]),
             empty_timeout: Duration::from_secs(300),
             departure_timeout: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(25),
+            signal_silence_limit: Duration::from_secs(20),
             media_shards: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),

@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rtc/v1", get(rtc_v1))
         .route("/rtc/validate", get(validate_v0))
         .route("/rtc/v1/validate", get(validate_v1))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/twirp/{*path}", any(crate::room_service::handle))
         .layer(cors)
@@ -40,6 +40,20 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static(crate::SERVER_VERSION),
         ))
         .with_state(state)
+}
+
+/// 200 while serving; 503 once draining, so a load balancer that checks
+/// it sends new clients to another server.
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.drain.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: moim is shutting down; calls in progress go on, new ones belong elsewhere\n",
+        )
+            .into_response()
+    } else {
+        "ok".into_response()
+    }
 }
 
 /// Prometheus text exposition. Counts only, no room names or identities.
@@ -79,6 +93,8 @@ pub enum SignalRefusal {
     JoinRequest(#[from] frame::JoinRequestError),
     #[error("join_request is required on /rtc/v1")]
     MissingJoinRequest,
+    #[error("moim is shutting down and takes no new participants; join again in a moment to reach another server")]
+    Draining,
     #[error("this endpoint needs a WebSocket upgrade. If a reverse proxy is in front of moim, it must pass the Upgrade and Connection headers (nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\")")]
     NotUpgrade,
 }
@@ -89,6 +105,7 @@ impl IntoResponse for SignalRefusal {
             SignalRefusal::JoinRequest(_)
             | SignalRefusal::MissingJoinRequest
             | SignalRefusal::NotUpgrade => StatusCode::BAD_REQUEST,
+            SignalRefusal::Draining => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         };
         (status, self.to_string()).into_response()
@@ -123,6 +140,11 @@ fn authorize(
     }
     if claims.video.room.is_empty() {
         return Err(SignalRefusal::NoRoom);
+    }
+    // Server API tokens need no identity; a participant does, or it would
+    // join nameless and could not be told apart, removed or muted.
+    if claims.sub.is_empty() {
+        return Err(TokenError::NoIdentity.into());
     }
     if let Some(requested) = q.get("room").filter(|r| !r.is_empty()) {
         if *requested != claims.video.room {
@@ -220,6 +242,11 @@ async fn rtc_v1(
 }
 
 fn upgrade(ws: WebSocketUpgrade, state: AppState, claims: Claims, params: JoinParams) -> Response {
+    // A draining server still takes back its own participants (a resume);
+    // anyone new is sent away before the upgrade.
+    if state.drain.is_draining() && !params.reconnect {
+        return refuse(SignalRefusal::Draining);
+    }
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         // tungstenite allocates its read buffer up front, 128 KiB by default:

@@ -5,7 +5,9 @@ pub mod announce;
 mod bearer;
 mod client_info;
 pub mod config;
+mod drain;
 mod http;
+mod http_listener;
 mod participant;
 mod room;
 mod room_admin;
@@ -27,7 +29,9 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 pub use config::{ServerConfig, TurnSettings};
+pub use drain::Shutdown;
 pub use http::SignalRefusal;
+pub use http_listener::MAX_REQUEST_LINE;
 use rooms::RoomRegistry;
 pub use server_info::{LIVEKIT_COMPATIBLE_VERSION, SERVER_VERSION};
 
@@ -37,6 +41,7 @@ pub struct AppState {
     pub media: Arc<MediaPlane>,
     rooms: Arc<RoomRegistry>,
     turn: Option<turn::TurnOffer>,
+    drain: Arc<drain::Drain>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,21 +154,29 @@ impl Server {
                 config,
                 media,
                 turn: turn_offer,
+                drain: Arc::default(),
             },
         })
     }
 
+    /// The handle that drains and stops this server (see [`Shutdown`]).
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown(self.state.drain.clone())
+    }
+
+    /// Serves until a [`Shutdown`] has drained the server.
     pub async fn run(self) -> Result<(), ServeError> {
         let _turn = self._turn;
         info!(http = %self.http_addr, udp = %self.udp_addr, tcp = ?self.tcp_addr, version = SERVER_VERSION, "moim is serving");
+        let drained = drain::run(
+            self.state.drain.clone(),
+            self.state.rooms.clone(),
+            self.state.config.drain_timeout,
+        );
         let app = http::router(self.state);
-        match self.tls {
-            Some(cfg) => tls::serve(self.listener, app, cfg)
-                .await
-                .map_err(ServeError::Serve),
-            None => axum::serve(self.listener, app)
-                .await
-                .map_err(ServeError::Serve),
+        tokio::select! {
+            r = http_listener::serve(self.listener, app, self.tls) => r.map_err(ServeError::Serve),
+            () = drained => Ok(()),
         }
     }
 }

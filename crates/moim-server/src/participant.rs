@@ -19,8 +19,17 @@ use tokio::sync::mpsc::UnboundedSender;
 #[derive(Debug)]
 pub enum Outbound {
     Signal(Box<lk::signal_response::Message>),
-    /// Close the WebSocket after the frames already queued.
-    Close,
+    /// Close the WebSocket after the frames already queued, saying why.
+    Close(SignalClose),
+}
+
+/// Why the server ends a signal connection; the close frame says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalClose {
+    /// The participant left the room, for this reason.
+    Left(lk::DisconnectReason),
+    /// The participant resumed on a newer connection.
+    Replaced,
 }
 
 pub type ParticipantKey = u64;
@@ -85,9 +94,9 @@ impl Participant {
         }
     }
 
-    pub fn close_signal(&mut self) {
+    pub fn close_signal(&mut self, why: SignalClose) {
         if let Some(out) = self.out.take() {
-            let _ = out.send(Outbound::Close);
+            let _ = out.send(Outbound::Close(why));
         }
     }
 

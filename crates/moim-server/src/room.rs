@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::client_info::ClientProfile;
 use crate::config::ServerConfig;
-use crate::participant::{unix_now, Outbound, Participant, ParticipantKey};
+use crate::participant::{unix_now, Outbound, Participant, ParticipantKey, SignalClose};
 use crate::rooms::RoomRegistry;
 use crate::server_info::{server_info, LIVEKIT_COMPATIBLE_VERSION};
 
@@ -58,6 +58,9 @@ pub enum RoomInput {
         participant: ParticipantKey,
         connection: u64,
     },
+    /// moim is shutting down: every participant is sent elsewhere and the
+    /// room closes.
+    Shutdown,
     /// A RoomService call (room_admin.rs).
     Admin(
         crate::room_admin::AdminRequest,
@@ -84,6 +87,8 @@ pub struct Room {
     pub(crate) media_events: UnboundedSender<MediaEvent>,
     next_connection: u64,
     empty_since: Option<Instant>,
+    /// The registry's count of participants in all rooms.
+    census: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) ext: crate::room_admin::RoomExt,
 }
 
@@ -109,6 +114,7 @@ impl Room {
             media_events: media_tx,
             next_connection: 1,
             empty_since: Some(Instant::now()),
+            census: registry.census(),
             ext: crate::room_admin::RoomExt::new(registry.webhooks()),
         };
         tokio::spawn(room.run(rx, media_rx, registry, tx.clone()));
@@ -191,6 +197,13 @@ impl Room {
             RoomInput::Admin(req, reply) => {
                 let _ = reply.send(self.on_admin(req));
             }
+            RoomInput::Shutdown => {
+                let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+                for key in keys {
+                    self.remove_participant(key, lk::DisconnectReason::ServerShutdown);
+                }
+                self.ext.deleted = true;
+            }
             RoomInput::SignalClosed {
                 participant,
                 connection,
@@ -250,7 +263,9 @@ impl Room {
                         action: lk::leave_request::Action::Reconnect as i32,
                         ..Default::default()
                     }))));
-                    let _ = out.send(Outbound::Close);
+                    let _ = out.send(Outbound::Close(SignalClose::Left(
+                        lk::DisconnectReason::StateMismatch,
+                    )));
                     return Joined {
                         participant: 0,
                         connection,
@@ -355,6 +370,8 @@ impl Room {
         let hidden = participant.hidden();
         let info = participant.info();
         self.participants.insert(key, participant);
+        self.census
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.empty_since = None;
         self.hook_joined(key);
         info!(room = %self.name, identity = %claims.sub, %sid, single_pc = params.single_pc, sdk = params.client.sdk_name(), protocol = params.client.protocol, "participant joined");
@@ -399,7 +416,7 @@ impl Room {
                 connection,
             };
         };
-        p.close_signal();
+        p.close_signal(SignalClose::Replaced);
         p.out = Some(out);
         p.connection = connection;
         p.disconnected_at = None;
@@ -463,14 +480,26 @@ impl Room {
         let Some(mut p) = self.participants.remove(&key) else {
             return;
         };
+        self.census
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         if reason != lk::DisconnectReason::ClientInitiated {
+            // A server that shuts down sends its clients elsewhere: RECONNECT
+            // makes an SDK join afresh at the same URL, which a load balancer
+            // that saw /healthz turn 503 routes to another moim.
+            let comes_back = reason == lk::DisconnectReason::ServerShutdown;
+            let action = if comes_back {
+                lk::leave_request::Action::Reconnect
+            } else {
+                lk::leave_request::Action::Disconnect
+            };
             p.send(Resp::Leave(lk::LeaveRequest {
+                can_reconnect: comes_back,
                 reason: reason as i32,
-                action: lk::leave_request::Action::Disconnect as i32,
+                action: action as i32,
                 ..Default::default()
             }));
         }
-        p.close_signal();
+        p.close_signal(SignalClose::Left(reason));
         for t in &p.tracks {
             self.media
                 .send(self.key, Command::RemoveTrack { track: t.key });

@@ -188,7 +188,9 @@ impl Room {
             action: lk::leave_request::Action::Disconnect as i32,
             ..Default::default()
         }))));
-        let _ = out.send(Outbound::Close);
+        let _ = out.send(Outbound::Close(crate::participant::SignalClose::Left(
+            lk::DisconnectReason::JoinFailure,
+        )));
         Some(Joined {
             participant: 0,
             connection: 0,

@@ -2,6 +2,7 @@
 //! on the signal or media path.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use moim_sfu::MediaPlane;
@@ -15,6 +16,9 @@ use crate::webhook::Notifier;
 pub struct RoomRegistry {
     rooms: Mutex<HashMap<String, UnboundedSender<RoomInput>>>,
     webhooks: Notifier,
+    /// Participants in every room, counted by the rooms themselves: the
+    /// drain waits for it to reach zero.
+    census: Arc<AtomicUsize>,
 }
 
 impl RoomRegistry {
@@ -22,7 +26,18 @@ impl RoomRegistry {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
             webhooks,
+            census: Arc::default(),
         })
+    }
+
+    /// The counter a room adds its participants to.
+    pub fn census(&self) -> Arc<AtomicUsize> {
+        self.census.clone()
+    }
+
+    /// Participants in all rooms, including those waiting to resume.
+    pub fn participant_count(&self) -> usize {
+        self.census.load(Ordering::Acquire)
     }
 
     pub fn webhooks(&self) -> Notifier {

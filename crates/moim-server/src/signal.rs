@@ -1,8 +1,6 @@
 //! One signal connection: WebSocket frames in and out, pings answered here,
 //! everything else handed to the room.
 
-use std::time::Duration;
-
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use moim_proto::frame::{self, FrameFormat};
@@ -11,17 +9,61 @@ use moim_proto::token::Claims;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::participant::{unix_now_ms, Outbound};
+use crate::participant::{unix_now_ms, Outbound, SignalClose};
 use crate::room::{JoinParams, RoomInput};
 use crate::AppState;
 
-/// A client that says nothing for this long is gone (ping_timeout is 15 s).
-const SILENCE_LIMIT: Duration = Duration::from_secs(20);
-
-/// WebSocket close code for "message too big" (RFC 6455 §7.4.1).
+/// WebSocket close codes (RFC 6455 §7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
+/// Malformed frames logged per connection; the rest are counted, so one
+/// client cannot flood the log.
+const MALFORMED_LOGGED: u64 = 5;
+
+/// The close frame for a connection the server ends. A reason is at most
+/// 123 bytes (RFC 6455 §5.5), and each of these stays under it.
+fn close_frame(why: SignalClose) -> CloseFrame {
+    use lk::DisconnectReason as R;
+    let (code, reason) = match why {
+        SignalClose::Replaced => (
+            CLOSE_NORMAL,
+            "replaced: this participant resumed on a newer connection",
+        ),
+        SignalClose::Left(R::ServerShutdown) => (
+            CLOSE_GOING_AWAY,
+            "moim is shutting down; join again to reach another server",
+        ),
+        SignalClose::Left(R::DuplicateIdentity) => (
+            CLOSE_NORMAL,
+            "another connection joined with the same identity",
+        ),
+        SignalClose::Left(R::ParticipantRemoved) => {
+            (CLOSE_NORMAL, "removed from the room through the server API")
+        }
+        SignalClose::Left(R::RoomDeleted) => {
+            (CLOSE_NORMAL, "the room was deleted through the server API")
+        }
+        SignalClose::Left(R::JoinFailure) => (
+            CLOSE_POLICY,
+            "join refused: the room is full (max_participants)",
+        ),
+        SignalClose::Left(R::StateMismatch) => (
+            CLOSE_NORMAL,
+            "resume refused: the server does not know this session; join again",
+        ),
+        SignalClose::Left(_) => (CLOSE_NORMAL, "left the room"),
+    };
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }
+}
+
 pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params: JoinParams) {
+    let _counted = state.drain.connection();
     if let Some(turn) = &state.turn {
         params.ice_servers = turn.ice_servers(&claims.sub);
     }
@@ -57,6 +99,8 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
 
     let (mut sink, mut stream) = socket.split();
     let mut format = FrameFormat::Protobuf;
+    let mut malformed: u64 = 0;
+    let silence_limit = state.config.signal_silence_limit;
     loop {
         tokio::select! {
             out = out_rx.recv() => match out {
@@ -65,15 +109,24 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                         break;
                     }
                 }
-                Some(Outbound::Close) | None => {
-                    let _ = sink.send(Message::Close(None)).await;
+                Some(Outbound::Close(why)) => {
+                    let _ = sink.send(Message::Close(Some(close_frame(why)))).await;
                     break;
                 }
+                None => break,
             },
-            incoming = tokio::time::timeout(SILENCE_LIMIT, stream.next()) => {
+            incoming = tokio::time::timeout(silence_limit, stream.next()) => {
                 let msg = match incoming {
                     Err(_) => {
-                        info!(%identity, "signal connection silent for {SILENCE_LIMIT:?}; closing it");
+                        info!(%identity, "signal connection silent for {silence_limit:?} (no ping); closing it, the client may resume");
+                        let reason = format!(
+                            "no message from the client for {} s (it must ping); resume to go on",
+                            silence_limit.as_secs()
+                        );
+                        let _ = sink.send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_POLICY,
+                            reason: Utf8Bytes::from(reason),
+                        }))).await;
                         break;
                     }
                     Ok(None) => break,
@@ -122,7 +175,13 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                     Err(e) => {
                         // One bad frame does not end the session: the client
                         // is told, the server logs it, state is untouched.
-                        warn!(%identity, "malformed signal frame ignored: {e}");
+                        malformed += 1;
+                        if malformed <= MALFORMED_LOGGED {
+                            warn!(%identity, "malformed signal frame ignored: {e}");
+                        }
+                        if malformed == MALFORMED_LOGGED {
+                            warn!(%identity, "{MALFORMED_LOGGED} malformed signal frames from this connection; further ones are counted, not logged");
+                        }
                         let resp = Resp::RequestResponse(lk::RequestResponse {
                             reason: lk::request_response::Reason::InvalidRequest as i32,
                             message: e.to_string(),
@@ -133,6 +192,9 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                 }
             }
         }
+    }
+    if malformed > MALFORMED_LOGGED {
+        warn!(%identity, malformed, "signal connection ended; it sent {malformed} malformed frames in all");
     }
     let _ = room.send(RoomInput::SignalClosed {
         participant: joined.participant,

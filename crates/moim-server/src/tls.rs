@@ -4,17 +4,10 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::warn;
 
 #[derive(Debug, Clone)]
 pub enum TlsSettings {
@@ -110,44 +103,4 @@ pub fn default_names(announce: IpAddr) -> Vec<String> {
         names.push(ip);
     }
     names
-}
-
-/// HTTPS and WSS on one listener. WebSocket upgrades pass through.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    config: Arc<rustls::ServerConfig>,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(config);
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                debug!("HTTPS accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            // A handshake that stalls does not hold a task forever.
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        debug!(%remote, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                debug!(%remote, "HTTPS connection ended: {e}");
-            }
-        });
-    }
 }

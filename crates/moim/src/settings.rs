@@ -33,6 +33,18 @@ pub struct FileSettings {
     pub keys: BTreeMap<String, String>,
     #[serde(default)]
     pub webhook: crate::webhook_settings::WebhookFileSettings,
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+}
+
+/// `[shutdown]`: how moim ends on SIGTERM.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long calls in progress may go on after SIGTERM before their
+    /// participants are sent elsewhere. Keep it under the orchestrator's
+    /// grace period (Kubernetes: 30 s, systemd: 90 s by default).
+    pub drain_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +214,9 @@ pub fn resolve(
     if let Some(v) = file.room.departure_timeout_secs {
         c.departure_timeout = Duration::from_secs(v);
     }
+    if let Some(v) = file.shutdown.drain_timeout_secs {
+        c.drain_timeout = Duration::from_secs(v);
+    }
     keys.extend(file.keys);
     let mut turn = TurnSettings::default();
     let mut turn_enabled = file.turn.enabled.unwrap_or(true);
@@ -247,6 +262,9 @@ pub fn resolve(
     }
     if let Some(v) = env_parse::<u64>(env, "MOIM_DEPARTURE_TIMEOUT_SECS")? {
         c.departure_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = env_parse::<u64>(env, "MOIM_DRAIN_TIMEOUT_SECS")? {
+        c.drain_timeout = Duration::from_secs(v);
     }
     if let Some(v) = env("MOIM_KEYS") {
         keys.extend(parse_keys(&v).map_err(|why| SettingsError::Env {

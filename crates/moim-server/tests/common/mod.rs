@@ -13,6 +13,10 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub udp: SocketAddr,
     pub turn_tls: Option<SocketAddr>,
+    /// Drains and stops the server, as SIGTERM does for `moim serve`.
+    pub shutdown: moim_server::Shutdown,
+    /// Ends when the server has stopped.
+    pub stopped: tokio::task::JoinHandle<Result<(), moim_server::ServeError>>,
 }
 
 pub async fn start() -> TestServer {
@@ -38,10 +42,13 @@ pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let http = server.http_addr;
     let udp = server.udp_addr;
     let turn_tls = server.turn_tls_addr;
-    tokio::spawn(server.run());
+    let shutdown = server.shutdown();
+    let stopped = tokio::spawn(server.run());
     TestServer {
         url: format!("ws://{http}"),
         turn_tls,
+        shutdown,
+        stopped,
         http,
         udp,
     }

@@ -43,6 +43,9 @@ pub struct LoadTestArgs {
     /// Joins in flight at once.
     #[arg(long, default_value_t = 8)]
     join_concurrency: usize,
+    /// A received stream silent this long is a media gap, and the run fails.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    max_gap: Duration,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -76,6 +79,7 @@ pub fn run(args: LoadTestArgs) -> ExitCode {
         simulcast: args.simulcast,
         duration: args.duration,
         join_concurrency: args.join_concurrency,
+        max_gap: args.max_gap,
         ..moim_loadtest::Options::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -95,10 +99,14 @@ pub fn run(args: LoadTestArgs) -> ExitCode {
             } else {
                 print!("{}", report.table());
             }
-            if report.received.packets == 0 {
-                return fail("no media was received");
+            let problems = report.problems();
+            if problems.is_empty() {
+                return ExitCode::SUCCESS;
             }
-            ExitCode::SUCCESS
+            for p in &problems {
+                eprintln!("load test failed: {p}");
+            }
+            ExitCode::FAILURE
         }
         Err(e) => fail(e),
     }

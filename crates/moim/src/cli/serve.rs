@@ -126,33 +126,51 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        tokio::select! {
-            r = server.run() => match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            },
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
-                ExitCode::SUCCESS
-            }
+        tokio::spawn(forward_signals(server.shutdown()));
+        match server.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
         }
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+/// The first SIGTERM or Ctrl-C drains; the next one ends the drain at once.
+async fn forward_signals(shutdown: moim_server::Shutdown) {
+    let mut signals = match ShutdownSignals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); moim will stop only when killed");
+            return;
         }
+    };
+    signals.next().await;
+    tracing::info!("shutdown requested; draining");
+    shutdown.drain();
+    signals.next().await;
+    tracing::info!("second shutdown signal; ending the calls now");
+    shutdown.now();
+}
+
+struct ShutdownSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = self.term.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

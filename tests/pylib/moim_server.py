@@ -33,7 +33,14 @@ class MoimServer:
     another run on this machine, and loopback peers never need a relay.
     """
 
-    def __init__(self, out_dir: Path, name: str = "moim-server", log_filter: str = "info") -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        name: str = "moim-server",
+        log_filter: str = "info",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.extra_env = env or {}
         self.out_dir = out_dir
         self.name = name
         self.log_filter = log_filter
@@ -67,7 +74,11 @@ class MoimServer:
             str(binary), "serve", "--dev", "--no-turn", "--bind", "127.0.0.1",
             "--port", str(self.port), "--rtc-tcp-port", str(tcp), "--rtc-udp-port", str(udp),
         ]  # fmt: skip
-        env = {**os.environ, "MOIM_LOG": os.environ.get("MOIM_LOG", self.log_filter)}
+        env = {
+            **os.environ,
+            "MOIM_LOG": os.environ.get("MOIM_LOG", self.log_filter),
+            **self.extra_env,
+        }
         with open(self.log_file, "w") as f:
             f.write("# " + " ".join(args) + "\n")
             f.flush()
@@ -99,6 +110,14 @@ class MoimServer:
     def log_tail(self, lines: int = 60) -> str:
         tail = "\n".join(self.log_text().splitlines()[-lines:])
         return f"---- moim log (last {lines} lines of {self.log_file}) ----\n{tail}\n---- end ----"
+
+    def healthy(self) -> bool:
+        """Whether /healthz answers 200 (a draining moim answers 503)."""
+        try:
+            with urllib.request.urlopen(self.http_url + "/healthz", timeout=0.5) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is None:

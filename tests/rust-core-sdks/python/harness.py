@@ -29,8 +29,8 @@ def log(msg: str) -> None:
 class Moim(MoimServer):
     """`moim serve --dev` on free loopback ports, its log in out/."""
 
-    def __init__(self) -> None:
-        super().__init__(OUT_DIR, "moim-python", "info,moim_server=debug")
+    def __init__(self, name: str = "moim-python", env: dict[str, str] | None = None) -> None:
+        super().__init__(OUT_DIR, name, "info,moim_server=debug", env)
 
 
 @dataclass
@@ -60,9 +60,17 @@ class CutProxy:
         """The request paths (no query) of every connection, oldest first."""
         return [line.split(" ")[1].split("?")[0] for line in self.request_lines if " " in line]
 
+    async def _target(self) -> int | None:
+        """The port a new connection goes to."""
+        return self.target_port
+
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        target = await self._target()
+        if target is None:
+            cw.close()
+            return
         try:
-            ur, uw = await asyncio.open_connection("127.0.0.1", self.target_port)
+            ur, uw = await asyncio.open_connection("127.0.0.1", target)
         except OSError:
             cw.close()
             return
@@ -102,3 +110,20 @@ class CutProxy:
         if self._server:
             self._server.close()
             await self._server.wait_closed()
+
+
+class BalancingProxy(CutProxy):
+    """A load balancer: each new connection goes to the first server whose
+    /healthz answers 200, as a real balancer's health check decides."""
+
+    def __init__(self, servers: list[MoimServer]) -> None:
+        super().__init__(servers[0].port)
+        self.servers = servers
+        self.routed: list[str] = []
+
+    async def _target(self) -> int | None:
+        for server in self.servers:
+            if await asyncio.to_thread(server.healthy):
+                self.routed.append(server.name)
+                return server.port
+        return None

@@ -99,6 +99,11 @@ impl RoomRegistry {
             .is_some_and(|current| current.same_channel(tx))
         {
             rooms.remove(name);
+            // The map keeps the capacity of its busiest hour otherwise.
+            if rooms.capacity() > 64 && rooms.len() * 4 < rooms.capacity() {
+                let keep = rooms.len() * 2;
+                rooms.shrink_to(keep);
+            }
         }
     }
 }

@@ -456,6 +456,24 @@ impl Shard {
         for t in self.tracks.values_mut() {
             t.subs.retain(|s| s.peer != key);
         }
+        shrink_when_sparse(&mut self.peers);
+        shrink_when_sparse(&mut self.dormant);
+        shrink_when_sparse(&mut self.by_ufrag);
+        shrink_when_sparse(&mut self.by_addr);
+        shrink_when_sparse(&mut self.rooms);
+        shrink_when_sparse(&mut self.tracks);
+        shrink_when_sparse(&mut *self.ctx.ufrag_routes.write());
         debug!(peer = key, "peer closed");
+    }
+}
+
+/// A map keeps the capacity its largest crowd needed; a `Peer` holds its
+/// `Rtc` inline, so a shard that once held 1,000 peers kept megabytes after
+/// they left. Give the room back once the map is mostly empty. Only on the
+/// control path (a peer closing), never per packet.
+fn shrink_when_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        let keep = map.len() * 2;
+        map.shrink_to(keep);
     }
 }

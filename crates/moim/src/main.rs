@@ -6,6 +6,9 @@ mod webhook_settings;
 
 use std::process::ExitCode;
 
+// The global allocator and the memory policy live in moim-alloc.
+use moim_alloc as _;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

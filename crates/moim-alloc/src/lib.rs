@@ -1,0 +1,33 @@
+//! How moim's memory goes back to the kernel after a crowd leaves.
+//!
+//! Two heaps hold it. Rust's allocations go to jemalloc, whose background
+//! thread returns freed pages a few seconds later whatever moim's threads are
+//! doing. C libraries allocate from glibc's heap: OpenSSL keeps every DTLS
+//! session there, and glibc keeps freed memory in its arenas until asked to
+//! trim. Measured with 2,000 signal-only participants joining and leaving
+//! (tests/memory_returns_after_a_crowd.rs in crates/moim): glibc's malloc
+//! for everything kept 184 MiB against 34 MiB idle.
+
+use std::time::Duration;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// How often the C heap is trimmed. Trimming an idle heap costs microseconds.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Starts jemalloc's purging thread. Returns why not, if it cannot.
+pub fn start_background_purge() -> Result<(), String> {
+    tikv_jemalloc_ctl::background_thread::write(true).map_err(|e| e.to_string())
+}
+
+/// Gives the free memory at the top of glibc's arenas back to the kernel.
+pub fn trim_c_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a plain integer and only walks glibc's own
+    // arenas under their locks; it is safe to call from any thread at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -381,16 +381,26 @@ async fn two_thousand_idle_connections_do_not_keep_real_clients_out() {
         }
     }
     assert_eq!(idle.len(), FLOOD, "the flood's connections were accepted");
-    let deadline = Instant::now() + LIMIT;
+    // The last connections that announced 65535 bytes were closed after the
+    // last admission and left a few places free: fill those too.
     let mut counts = plane.ice_tcp_counts();
-    while counts.pending != max_pending {
-        assert!(
-            Instant::now() < deadline,
-            "the flood should fill the pending set: {counts:?}"
-        );
+    for i in 0..200 {
+        if counts.pending == max_pending {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         counts = plane.ice_tcp_counts();
+        if counts.pending < max_pending {
+            // A multiple of 3 is a silent connection.
+            if let Some(s) = idle_connection(server, 3 * (FLOOD + i)).await {
+                idle.push_back(s);
+            }
+        }
     }
+    assert_eq!(
+        counts.pending, max_pending,
+        "the flood should fill the pending set"
+    );
     println!(
         "{FLOOD} idle connections opened in {:?}; the server holds {counts:?}",
         started.elapsed()

@@ -249,7 +249,7 @@ enum Ended {
     Io(#[from] std::io::Error),
     #[error("the client closed it")]
     ClosedByClient,
-    #[error("no STUN request within {0:?} (IceTcpLimits::stun_deadline)")]
+    #[error("no STUN request within {0:?} (rtc.tcp_stun_deadline_secs)")]
     NoStun(Duration),
     #[error("closed to make room for a newer connection: {key} = {value} reached")]
     Evicted { key: &'static str, value: usize },

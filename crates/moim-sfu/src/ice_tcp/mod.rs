@@ -53,9 +53,9 @@ pub struct IceTcpLimits {
     pub max_established: usize,
     /// Established connections per source
     /// (`rtc.tcp_max_established_per_source`, default 512: 256 participants
-    /// behind one NAT address). Only someone who knows a participant's ICE
-    /// credentials can establish a connection; this keeps one such host
-    /// from taking every place.
+    /// behind one NAT address). Only a host that knows a participant's ICE
+    /// ufrag (from its SDP) can establish a connection; this keeps one such
+    /// host from taking every place.
     pub max_established_per_source: usize,
     /// How long a new connection has to deliver its first STUN request
     /// (`rtc.tcp_stun_deadline_secs`, default 3 s). Clients send it right

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     /// 15 s), so the default leaves room.
     pub signal_silence_limit: Duration,
     pub media_shards: usize,
+    /// Bounds on ICE-TCP connections (moim.toml `[rtc] tcp_*`).
+    pub ice_tcp: moim_sfu::IceTcpLimits,
     /// Webhook receivers; empty disables webhooks.
     pub webhook_urls: Vec<String>,
     /// The API key whose secret signs webhooks; `None` means the only
@@ -95,6 +97,7 @@ impl ServerConfig {
             media_shards: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            ice_tcp: moim_sfu::IceTcpLimits::default(),
             webhook_urls: Vec::new(),
             webhook_api_key: None,
             use_external_ip: false,

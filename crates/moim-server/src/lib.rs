@@ -107,6 +107,7 @@ impl Server {
                 .then(|| SocketAddr::new(config.bind, config.rtc_tcp_port)),
             announce_ip: config.announce_ip(),
             shards: config.media_shards,
+            ice_tcp: config.ice_tcp.clone(),
         })
         .await?;
         let addr = SocketAddr::new(config.bind, config.port);

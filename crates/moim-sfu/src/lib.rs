@@ -12,6 +12,7 @@ pub mod dd;
 mod demux;
 mod dtls_openssl;
 pub mod forward;
+mod ice_tcp;
 pub mod latency;
 pub mod packet_trailer;
 mod peer;
@@ -25,4 +26,5 @@ mod track;
 mod udp_batch;
 
 pub use api::*;
+pub use ice_tcp::{IceTcpCounts, IceTcpLimits};
 pub use plane::{MediaConfig, MediaError, MediaPlane};

@@ -2,23 +2,20 @@
 //! shard thread per core (shard 0 also reads the socket, see `demux.rs`).
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::RwLock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::api::{Command, RoomKey};
 use crate::demux::{Demux, Doorbell, ShardHandle, SocketReader};
+use crate::ice_tcp::{self, IceTcpCounts, IceTcpLimits};
 use crate::latency::{LatencySnapshot, PassLatency};
 use crate::shard::{Shard, ShardContext, ShardInput};
-use crate::stun;
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -27,6 +24,8 @@ pub struct MediaConfig {
     /// The address written into ICE candidates.
     pub announce_ip: IpAddr,
     pub shards: usize,
+    /// Bounds on ICE-TCP connections; see [`IceTcpLimits`] for the defaults.
+    pub ice_tcp: IceTcpLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +52,7 @@ pub struct MediaPlane {
     latencies: Vec<Arc<PassLatency>>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
+    ice_tcp: Option<ice_tcp::Connections>,
     next_key: AtomicU64,
 }
 
@@ -137,15 +137,23 @@ impl MediaPlane {
             shards.push(ShardHandle::new(tx, bell));
         }
 
-        if let Some(listener) = listener {
-            tokio::spawn(accept_ice_tcp(listener, shards.clone(), routes));
-        }
+        let ice_tcp = listener.map(|listener| {
+            let conns = ice_tcp::Connections::new(config.ice_tcp.clone());
+            tokio::spawn(ice_tcp::accept(
+                listener,
+                conns.clone(),
+                shards.clone(),
+                routes,
+            ));
+            conns
+        });
         info!(%udp_addr, tcp = ?tcp_addr, shards = n, "media plane started");
         Ok(Arc::new(Self {
             shards,
             latencies,
             udp_addr,
             tcp_addr,
+            ice_tcp,
             next_key: AtomicU64::new(1),
         }))
     }
@@ -156,6 +164,14 @@ impl MediaPlane {
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// ICE-TCP connections now, by state (zero when ICE-TCP is off).
+    pub fn ice_tcp_counts(&self) -> IceTcpCounts {
+        self.ice_tcp
+            .as_ref()
+            .map(ice_tcp::Connections::counts)
+            .unwrap_or_default()
     }
 
     /// How long shards held media, summed over all shards (see `latency.rs`).
@@ -230,98 +246,4 @@ fn size_socket_buffers(socket: &UdpSocket) {
             "media socket buffers"
         );
     }
-}
-
-async fn accept_ice_tcp(
-    listener: TcpListener,
-    shards: Vec<ShardHandle>,
-    routes: Arc<RwLock<HashMap<String, usize>>>,
-) {
-    loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                debug!("ICE-TCP accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let shards = shards.clone();
-        let routes = routes.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_ice_tcp(stream, remote, shards, routes).await {
-                debug!(%remote, "ICE-TCP connection ended: {e}");
-            }
-        });
-    }
-}
-
-/// RFC 4571 framing over one ICE-TCP connection.
-async fn serve_ice_tcp(
-    stream: TcpStream,
-    remote: SocketAddr,
-    shards: Vec<ShardHandle>,
-    routes: Arc<RwLock<HashMap<String, usize>>>,
-) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    // The first frame must arrive soon and be STUN: unauthenticated
-    // connections do not linger.
-    let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut reader))
-        .await
-        .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "no STUN within 10 s"))??;
-    let shard = stun::local_ufrag(&first)
-        .and_then(|u| routes.read().get(u).copied())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                ErrorKind::InvalidData,
-                "first frame is not STUN for a known peer",
-            )
-        })?;
-    let Some(tx) = shards.get(shard).cloned() else {
-        return Ok(());
-    };
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
-    let send = |input| {
-        tx.try_send(input)
-            .map_err(|_| std::io::Error::other("media shard queue full"))
-    };
-    send(ShardInput::TcpOpen {
-        remote,
-        writer: out_tx,
-    })?;
-    send(ShardInput::TcpFrame {
-        at: Instant::now(),
-        source: remote,
-        buf: first,
-    })?;
-    let write_task = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            if writer.write_all(&frame).await.is_err() {
-                break;
-            }
-        }
-    });
-    let result = loop {
-        match read_frame(&mut reader).await {
-            Ok(buf) => {
-                let _ = tx.try_send(ShardInput::TcpFrame {
-                    at: Instant::now(),
-                    source: remote,
-                    buf,
-                });
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    let _ = tx.try_send(ShardInput::TcpClosed { remote });
-    write_task.abort();
-    result
-}
-
-async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Vec<u8>> {
-    let len = reader.read_u16().await? as usize;
-    let mut buf = vec![0; len];
-    reader.read_exact(&mut buf).await?;
-    Ok(buf)
 }

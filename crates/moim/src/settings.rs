@@ -53,6 +53,13 @@ pub struct RtcSettings {
     pub udp_port: Option<u16>,
     pub tcp_port: Option<u16>,
     pub media_threads: Option<usize>,
+    /// ICE-TCP bounds; `moim_sfu::IceTcpLimits` documents each and its
+    /// default.
+    pub tcp_max_pending: Option<usize>,
+    pub tcp_max_pending_per_source: Option<usize>,
+    pub tcp_max_established: Option<usize>,
+    pub tcp_max_established_per_source: Option<usize>,
+    pub tcp_stun_deadline_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +214,20 @@ pub fn resolve(
     }
     if let Some(v) = file.rtc.media_threads {
         c.media_shards = v.max(1);
+    }
+    let t = &mut c.ice_tcp;
+    t.max_pending = file.rtc.tcp_max_pending.unwrap_or(t.max_pending);
+    t.max_pending_per_source = file
+        .rtc
+        .tcp_max_pending_per_source
+        .unwrap_or(t.max_pending_per_source);
+    t.max_established = file.rtc.tcp_max_established.unwrap_or(t.max_established);
+    t.max_established_per_source = file
+        .rtc
+        .tcp_max_established_per_source
+        .unwrap_or(t.max_established_per_source);
+    if let Some(v) = file.rtc.tcp_stun_deadline_secs {
+        t.stun_deadline = Duration::from_secs(v);
     }
     if let Some(v) = file.room.empty_timeout_secs {
         c.empty_timeout = Duration::from_secs(v);
@@ -422,6 +443,37 @@ mod tests {
         assert_eq!(c.rtc_udp_port, 9200);
         assert!(c.keys.secret("k1").is_some() && c.keys.secret("k2").is_some());
         assert!(c.keys.secret("devkey").is_none());
+    }
+
+    #[test]
+    fn ice_tcp_limits_come_from_the_rtc_table() {
+        let dev = FlagSettings {
+            dev: true,
+            ..Default::default()
+        };
+        let c = resolve(FileSettings::default(), &no_env, dev).expect("config");
+        assert_eq!(c.ice_tcp, ServerConfig::dev().ice_tcp);
+        let file: FileSettings = toml::from_str(
+            "[rtc]\ntcp_max_pending = 64\ntcp_max_pending_per_source = 4\n\
+             tcp_max_established = 100\ntcp_max_established_per_source = 50\n\
+             tcp_stun_deadline_secs = 2\n",
+        )
+        .expect("toml");
+        let dev = FlagSettings {
+            dev: true,
+            ..Default::default()
+        };
+        let t = resolve(file, &no_env, dev).expect("config").ice_tcp;
+        assert_eq!(
+            (
+                t.max_pending,
+                t.max_pending_per_source,
+                t.max_established,
+                t.max_established_per_source,
+                t.stun_deadline
+            ),
+            (64, 4, 100, 50, Duration::from_secs(2))
+        );
     }
 
     #[test]

@@ -84,8 +84,10 @@ class VideoSink:
     """Reads a subscribed video track, keeping the last frame and arrival times."""
 
     def __init__(self, track: rtc.Track) -> None:
+        self.sid = track.sid
         self.stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
         self.count = 0
+        self.first_at: float | None = None  # time.monotonic() of the first frame
         self.last: rtc.VideoFrame | None = None
         self.arrivals: collections.deque[float] = collections.deque(maxlen=2000)
         self.task = asyncio.create_task(self._run())
@@ -93,6 +95,8 @@ class VideoSink:
     async def _run(self) -> None:
         async for ev in self.stream:
             self.count += 1
+            if self.first_at is None:
+                self.first_at = time.monotonic()
             self.last = ev.frame
             self.arrivals.append(time.monotonic())
 
@@ -128,6 +132,7 @@ class AudioSink:
     """Reads a subscribed audio track at 48 kHz mono, keeping the last second."""
 
     def __init__(self, track: rtc.Track) -> None:
+        self.sid = track.sid
         self.stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
         self.frames = 0
         self._chunks: collections.deque[np.ndarray] = collections.deque(maxlen=100)

@@ -23,11 +23,13 @@ class Person:
         self, moim: Moim, identity: str, rgb, tone_hz: int, proxy: CutProxy | None = None
     ) -> None:
         self.identity = identity
+        self.own_proxy = proxy is None  # a shared proxy is closed by whoever made it
         self.proxy = proxy or CutProxy(moim.port)
         self.room = rtc.Room()
         self.publisher = Publisher(rgb, tone_hz)
         self.video: dict[str, VideoSink] = {}
         self.audio: dict[str, AudioSink] = {}
+        self._retired: list[VideoSink | AudioSink] = []  # sinks of tracks since replaced
         self.data: asyncio.Queue[rtc.DataPacket] = asyncio.Queue()
         self.muted: list[tuple[str, str]] = []  # (participant identity, track sid)
         self.left: list[str] = []
@@ -43,9 +45,14 @@ class Person:
 
     def _on_track(self, track, _pub, participant) -> None:
         if track.kind == rtc.TrackKind.KIND_VIDEO:
-            self.video[participant.identity] = VideoSink(track)
+            self._replace(self.video, participant.identity, VideoSink(track))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
-            self.audio[participant.identity] = AudioSink(track)
+            self._replace(self.audio, participant.identity, AudioSink(track))
+
+    def _replace(self, sinks: dict, identity: str, sink: VideoSink | AudioSink) -> None:
+        if old := sinks.get(identity):
+            self._retired.append(old)
+        sinks[identity] = sink
 
     def _on_disconnected(self, reason) -> None:
         self.disconnect_reason = reason
@@ -73,13 +80,28 @@ class Person:
         pubs = self.room.local_participant.track_publications.values()
         return next(p.sid for p in pubs if p.kind == kind)
 
+    def track_sids(self) -> set[str]:
+        return set(self.room.local_participant.track_publications)
+
+    def receives_current_tracks_of(self, other: "Person") -> bool:
+        """Whether this person's video and audio sinks read the tracks `other`
+        publishes now (after a republish the old sinks read tracks that ended)."""
+        video, audio = self.video.get(other.identity), self.audio.get(other.identity)
+        return (
+            video is not None
+            and audio is not None
+            and video.sid == other.track_sid(rtc.TrackKind.KIND_VIDEO)
+            and audio.sid == other.track_sid(rtc.TrackKind.KIND_AUDIO)
+        )
+
     async def close(self) -> None:
         await self.publisher.stop()
-        for sink in [*self.video.values(), *self.audio.values()]:
+        for sink in [*self._retired, *self.video.values(), *self.audio.values()]:
             await sink.close()
         if self.room.isconnected():
             await asyncio.wait_for(self.room.disconnect(), 10)
-        await self.proxy.close()
+        if self.own_proxy:
+            await self.proxy.close()
 
 
 async def sees_and_hears(who: Person, other: Person, rgb, tone_hz: int, label: str) -> None:

@@ -26,3 +26,11 @@ mod udp_batch;
 
 pub use api::*;
 pub use plane::{MediaConfig, MediaError, MediaPlane};
+
+/// Parsers of network input that are not otherwise public, for the fuzz
+/// targets in `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// RFC 4571 framing of one ICE-TCP connection.
+    pub use crate::plane::read_frame;
+}

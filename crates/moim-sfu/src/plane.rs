@@ -319,7 +319,9 @@ async fn serve_ice_tcp(
     result
 }
 
-async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Vec<u8>> {
+pub async fn read_frame(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<Vec<u8>> {
     let len = reader.read_u16().await? as usize;
     let mut buf = vec![0; len];
     reader.read_exact(&mut buf).await?;

@@ -27,8 +27,18 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = ChannelData::decode(data);
-    let _ = frame_len(data);
+    if let Some(cd) = ChannelData::decode(data) {
+        // What was decoded is what re-encodes, byte for byte.
+        let n = 4 + cd.data.len();
+        assert!(n <= data.len(), "ChannelData longer than its input");
+        assert_eq!(ChannelData::encode(cd.channel, cd.data, false), data[..n]);
+    }
+    if let Ok(Some(n)) = frame_len(data) {
+        // A whole STUN message is exactly one frame.
+        if Message::decode(data).is_ok() {
+            assert_eq!(n, data.len(), "frame_len disagrees with Message::decode");
+        }
+    }
 
     // Feed the same bytes to the core as every kind of input.
     let now = Instant::now();

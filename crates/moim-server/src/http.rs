@@ -113,7 +113,7 @@ impl IntoResponse for SignalRefusal {
 }
 
 /// The request's token, from the query or the `Authorization` header.
-fn signal_token<'a>(
+pub fn signal_token<'a>(
     q: &'a HashMap<String, String>,
     headers: &'a HeaderMap,
 ) -> Result<&'a str, SignalRefusal> {
@@ -165,7 +165,7 @@ fn flag(q: &HashMap<String, String>, key: &str, default: bool) -> bool {
     }
 }
 
-fn v0_params(q: &HashMap<String, String>) -> JoinParams {
+pub fn v0_params(q: &HashMap<String, String>) -> JoinParams {
     JoinParams {
         single_pc: false,
         reconnect: flag(q, "reconnect", false),
@@ -176,7 +176,7 @@ fn v0_params(q: &HashMap<String, String>) -> JoinParams {
     }
 }
 
-fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
+pub fn v1_params(q: &HashMap<String, String>) -> Result<JoinParams, SignalRefusal> {
     let raw = q
         .get("join_request")
         .ok_or(SignalRefusal::MissingJoinRequest)?;

@@ -35,6 +35,17 @@ pub use http_listener::MAX_REQUEST_LINE;
 use rooms::RoomRegistry;
 pub use server_info::{LIVEKIT_COMPATIBLE_VERSION, SERVER_VERSION};
 
+/// Parsers of network input that are not otherwise public, for the fuzz
+/// targets in `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::bearer::from_header as bearer_token;
+    pub use crate::client_info::ClientProfile;
+    pub use crate::http::{signal_token, v0_params, v1_params};
+    pub use crate::room::JoinParams;
+    pub use crate::twirp::{authenticate, BodyFormat, TwirpError};
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ServerConfig>,

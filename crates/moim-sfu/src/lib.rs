@@ -28,3 +28,11 @@ mod udp_batch;
 pub use api::*;
 pub use ice_tcp::{IceTcpCounts, IceTcpLimits};
 pub use plane::{MediaConfig, MediaError, MediaPlane};
+
+/// Parsers of network input that are not otherwise public, for the fuzz
+/// targets in `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// RFC 4571 framing of one ICE-TCP connection.
+    pub use crate::ice_tcp::framing::{Framer, TooLong};
+}

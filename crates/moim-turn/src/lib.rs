@@ -10,3 +10,10 @@ pub mod server;
 
 pub use proto::rest_credentials;
 pub use server::{spawn, TurnConfig, TurnError, TurnHandle};
+
+/// Parsers of network input that are not otherwise public, for the fuzz
+/// targets in `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::server::stream::take_frame;
+}

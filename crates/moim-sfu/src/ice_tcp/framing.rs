@@ -7,12 +7,13 @@
 
 /// A frame longer than the framer takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TooLong {
+pub struct TooLong {
     pub len: usize,
     pub max: usize,
 }
 
-pub(crate) struct Framer {
+/// Reads RFC 4571 frames from bytes fed in any pieces.
+pub struct Framer {
     max_len: usize,
     header: [u8; 2],
     header_len: usize,
@@ -22,7 +23,7 @@ pub(crate) struct Framer {
 }
 
 impl Framer {
-    pub(crate) fn new(max_len: usize) -> Self {
+    pub fn new(max_len: usize) -> Self {
         Framer {
             max_len,
             header: [0; 2],
@@ -32,13 +33,13 @@ impl Framer {
         }
     }
 
-    pub(crate) fn set_max_len(&mut self, max_len: usize) {
+    pub fn set_max_len(&mut self, max_len: usize) {
         self.max_len = max_len;
     }
 
     /// Takes bytes from the front of `input` until one frame completes: the
     /// bytes used, and the frame if it did.
-    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<(usize, Option<Vec<u8>>), TooLong> {
+    pub fn feed(&mut self, input: &[u8]) -> Result<(usize, Option<Vec<u8>>), TooLong> {
         let mut used = 0;
         let want = loop {
             if let Some(w) = self.want {

@@ -6,7 +6,7 @@
 //! bounded table (`limits.rs`), a short deadline, and read buffers that
 //! grow only with the bytes that arrive (`framing.rs`).
 
-mod framing;
+pub(crate) mod framing;
 mod limits;
 
 use std::collections::HashMap;

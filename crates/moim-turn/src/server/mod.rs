@@ -3,7 +3,7 @@
 
 mod actor;
 mod limits;
-mod stream;
+pub(crate) mod stream;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -14,7 +14,7 @@ use tracing::{debug, trace};
 
 use super::actor::Event;
 use super::limits::{Admission, Connections};
-use crate::proto::message::frame_len;
+use crate::proto::message::{frame_len, DecodeError};
 use crate::proto::{ClientAddr, Transport};
 
 /// Frames queued towards one client before new ones are dropped.
@@ -77,6 +77,16 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// Takes the next complete STUN or ChannelData frame off the front of `buf`
+/// (the bytes read from the stream so far); `Ok(None)` while it is still
+/// incomplete, `Err` if the stream is not STUN/ChannelData.
+pub fn take_frame(buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, DecodeError> {
+    match frame_len(buf)? {
+        Some(n) if buf.len() >= n => Ok(Some(buf.drain(..n).collect())),
+        _ => Ok(None),
+    }
+}
+
 async fn serve<S>(
     stream: S,
     client: ClientAddr,
@@ -106,15 +116,14 @@ async fn serve<S>(
         loop {
             // Hand over every complete frame in the buffer.
             loop {
-                match frame_len(&buf) {
-                    Ok(Some(n)) if buf.len() >= n => {
-                        let data: Vec<u8> = buf.drain(..n).collect();
+                match take_frame(&mut buf) {
+                    Ok(Some(data)) => {
                         let ev = Event::Client { from: client, data };
                         if events.send(ev).await.is_err() {
                             return;
                         }
                     }
-                    Ok(_) => break,
+                    Ok(None) => break,
                     Err(e) => {
                         debug!(error = %e, "TURN stream is not STUN: closing");
                         return;
@@ -154,4 +163,29 @@ async fn serve<S>(
     trace!(?client, "TURN stream closed");
     let _ = events.send(Event::StreamClosed { client }).await;
     drop(admission);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_taken_whole_and_only_when_complete() {
+        // A 20-byte STUN header with an empty body, then ChannelData of 5
+        // bytes padded to 8, then the first 3 bytes of another frame.
+        let mut stun = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend_from_slice(&[7; 12]);
+        let chan = [0x40, 0x00, 0, 5, 1, 2, 3, 4, 5, 0, 0, 0];
+        let mut buf = [stun.as_slice(), &chan, &[0x40, 0x00, 0]].concat();
+        assert_eq!(take_frame(&mut buf), Ok(Some(stun)));
+        assert_eq!(take_frame(&mut buf), Ok(Some(chan.to_vec())));
+        assert_eq!(take_frame(&mut buf), Ok(None));
+        assert_eq!(buf, [0x40, 0x00, 0]);
+        // Header complete, body not yet.
+        buf.extend_from_slice(&[4, 9, 9]);
+        assert_eq!(take_frame(&mut buf), Ok(None));
+        assert_eq!(buf.len(), 6);
+        let mut tls = vec![0x16, 0x03, 0x01, 0x00, 0x10];
+        assert_eq!(take_frame(&mut tls), Err(DecodeError::NotStun));
+    }
 }

@@ -62,9 +62,28 @@ pub struct TurnSettings {
     /// How long handed-out credentials stay valid.
     pub credential_ttl: Duration,
     pub relay_port_range: std::ops::RangeInclusive<u16>,
+    /// What one client and the whole server may hold; unset keeps
+    /// moim-turn's defaults.
+    pub limits: TurnLimits,
     /// Test-only door: let relays reach private and loopback peers. It
     /// turns moim into an open relay into the local network.
     pub dangerous_allow_private_peers: bool,
+}
+
+/// Overrides of the TURN server's limits (`moim_turn::TurnConfig`); `None`
+/// keeps its default.
+#[derive(Debug, Clone, Default)]
+pub struct TurnLimits {
+    /// TCP and TLS connections at once (default 4096).
+    pub max_connections: Option<usize>,
+    /// TCP and TLS connections per IPv4 address or IPv6 /64 (default 256).
+    pub max_connections_per_source: Option<usize>,
+    /// Time a TCP/TLS connection has to allocate (default 5 s).
+    pub auth_deadline: Option<Duration>,
+    /// Allocations per identity (default 12).
+    pub user_quota: Option<usize>,
+    /// Allocations in all (default 10000).
+    pub max_allocations: Option<usize>,
 }
 
 impl Default for TurnSettings {
@@ -75,6 +94,7 @@ impl Default for TurnSettings {
             secret: String::new(),
             credential_ttl: Duration::from_secs(24 * 3600),
             relay_port_range: 50000..=60000,
+            limits: TurnLimits::default(),
             dangerous_allow_private_peers: false,
         }
     }

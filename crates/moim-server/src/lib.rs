@@ -28,7 +28,7 @@ use moim_sfu::{MediaConfig, MediaError, MediaPlane};
 use tokio::net::TcpListener;
 use tracing::info;
 
-pub use config::{ServerConfig, TurnSettings};
+pub use config::{ServerConfig, TurnLimits, TurnSettings};
 pub use drain::Shutdown;
 pub use http::SignalRefusal;
 pub use http_listener::MAX_REQUEST_LINE;

@@ -144,6 +144,22 @@ pub async fn start(
         .unwrap_or_default();
     config.tls_listen = tls.map(|(cfg, _)| (SocketAddr::new(bind, settings.tls_port), cfg));
     config.relay_port_range = settings.relay_port_range.clone();
+    let limits = &settings.limits;
+    if let Some(v) = limits.max_connections {
+        config.max_connections = v.max(1);
+    }
+    if let Some(v) = limits.max_connections_per_source {
+        config.max_connections_per_source = v.max(1);
+    }
+    if let Some(v) = limits.auth_deadline {
+        config.auth_deadline = v;
+    }
+    if let Some(v) = limits.user_quota {
+        config.user_quota = v.max(1);
+    }
+    if let Some(v) = limits.max_allocations {
+        config.max_allocations = v.max(1);
+    }
     // Relaying to moim's own media port is what TURN is for here.
     config.peer_policy = peer_policy(own, &local_addresses());
     if settings.dangerous_allow_private_peers {

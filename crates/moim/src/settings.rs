@@ -81,6 +81,11 @@ pub struct TurnFileSettings {
     pub credential_ttl_secs: Option<u64>,
     pub relay_port_min: Option<u16>,
     pub relay_port_max: Option<u16>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
+    pub auth_deadline_secs: Option<u64>,
+    pub user_quota: Option<usize>,
+    pub max_allocations: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +258,13 @@ pub fn resolve(
     if let (Some(lo), Some(hi)) = (file.turn.relay_port_min, file.turn.relay_port_max) {
         turn.relay_port_range = lo..=hi;
     }
+    turn.limits = moim_server::TurnLimits {
+        max_connections: file.turn.max_connections,
+        max_connections_per_source: file.turn.max_connections_per_source,
+        auth_deadline: file.turn.auth_deadline_secs.map(Duration::from_secs),
+        user_quota: file.turn.user_quota,
+        max_allocations: file.turn.max_allocations,
+    };
     // Environment.
     if let Some(v) = env_parse(env, "MOIM_TURN_PORT")? {
         turn.port = v;
@@ -473,6 +485,40 @@ mod tests {
                 t.stun_deadline
             ),
             (64, 4, 100, 50, Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn turn_limits_come_from_the_turn_table() {
+        let file: FileSettings = toml::from_str(
+            "[turn]\nmax_connections = 1000\nmax_connections_per_source = 16\n\
+             auth_deadline_secs = 3\nuser_quota = 4\nmax_allocations = 500\n",
+        )
+        .expect("toml");
+        let dev = FlagSettings {
+            dev: true,
+            ..Default::default()
+        };
+        let turn = resolve(file, &no_env, dev)
+            .expect("config")
+            .turn
+            .expect("TURN is on by default");
+        let l = turn.limits;
+        assert_eq!(
+            (
+                l.max_connections,
+                l.max_connections_per_source,
+                l.auth_deadline,
+                l.user_quota,
+                l.max_allocations
+            ),
+            (
+                Some(1000),
+                Some(16),
+                Some(Duration::from_secs(3)),
+                Some(4),
+                Some(500)
+            )
         );
     }
 

@@ -119,12 +119,11 @@ impl Connections {
                         Refused::PerSource => "one source address holds its share of \
                                                connections. If many users share one NAT \
                                                address, they need a higher limit \
-                                               (TurnConfig::max_connections_per_source, not \
-                                               yet a moim.toml setting): run another node \
-                                               meanwhile",
+                                               (moim.toml [turn] max_connections_per_source): \
+                                               or run another node",
                         Refused::Full => "every slot holds an authenticated client \
-                                          (TurnConfig::max_connections, not yet a moim.toml \
-                                          setting); run another node",
+                                          (moim.toml [turn] max_connections); raise it or \
+                                          run another node",
                     }
                 );
                 t.refused_since_warn = 0;

@@ -185,7 +185,9 @@ mod tests {
         buf.extend_from_slice(&[4, 9, 9]);
         assert_eq!(take_frame(&mut buf), Ok(None));
         assert_eq!(buf.len(), 6);
-        let mut tls = vec![0x16, 0x03, 0x01, 0x00, 0x10];
-        assert_eq!(take_frame(&mut tls), Err(DecodeError::NotStun));
+        // The first two bits say STUN (00) or ChannelData (01); anything
+        // else is neither, whatever follows.
+        let mut neither = vec![0xc0, 0x03, 0x01, 0x00, 0x10];
+        assert_eq!(take_frame(&mut neither), Err(DecodeError::NotStun));
     }
 }

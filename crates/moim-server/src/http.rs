@@ -108,9 +108,19 @@ impl IntoResponse for SignalRefusal {
             SignalRefusal::Draining => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         };
-        (status, self.to_string()).into_response()
+        (status, [CLOSE_AFTER], self.to_string()).into_response()
     }
 }
+
+/// On every answer that is not an upgrade, for requests that carry a token
+/// in their URL: the next such request then comes on a fresh connection,
+/// where `http_listener` reads its request line and can explain a 414. On a
+/// kept-alive connection hyper would answer a too-long URL itself, with an
+/// empty body and no CORS header, which a browser reports only as "Failed to
+/// fetch". These requests are rare (a join, or livekit-client asking why one
+/// failed); the server API's Twirp calls keep their connections.
+const CLOSE_AFTER: (header::HeaderName, HeaderValue) =
+    (header::CONNECTION, HeaderValue::from_static("close"));
 
 /// The request's token, from the query or the `Authorization` header.
 pub fn signal_token<'a>(
@@ -204,21 +214,44 @@ const SIGNAL_READ_BUFFER: usize = 8 * 1024;
 
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
+/// The two signalling paths; they differ in how the join is described.
+#[derive(Clone, Copy)]
+enum SignalPath {
+    /// `/rtc`: query parameters, two PeerConnections.
+    V0,
+    /// `/rtc/v1`: a wrapped `JoinRequest`, one PeerConnection.
+    V1,
+}
+
+/// Everything a join must pass before the upgrade, shared by the signal
+/// endpoints and their validate twins (livekit-client calls validate to
+/// learn why a WebSocket failed, so both must give the same answer).
+fn admit(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    path: SignalPath,
+) -> Result<(Claims, JoinParams), SignalRefusal> {
+    let claims = authorize(state, q, headers)?;
+    let params = match path {
+        SignalPath::V0 => v0_params(q),
+        SignalPath::V1 => v1_params(q)?,
+    };
+    // A draining server still takes back its own participants (a resume);
+    // anyone new is sent away.
+    if state.drain.is_draining() && !params.reconnect {
+        return Err(SignalRefusal::Draining);
+    }
+    Ok((claims, params))
+}
+
 async fn rtc_v0(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    let claims = match authorize(&state, &q, &headers) {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
-    };
-    let Ok(ws) = ws else {
-        return SignalRefusal::NotUpgrade.into_response();
-    };
-    let params = v0_params(&q);
-    upgrade(ws, state, claims, params)
+    upgrade(state, &q, &headers, ws, SignalPath::V0)
 }
 
 async fn rtc_v1(
@@ -227,26 +260,23 @@ async fn rtc_v1(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    let claims = match authorize(&state, &q, &headers) {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
-    };
-    let params = match v1_params(&q) {
-        Ok(p) => p,
+    upgrade(state, &q, &headers, ws, SignalPath::V1)
+}
+
+fn upgrade(
+    state: AppState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    ws: Upgrade,
+    path: SignalPath,
+) -> Response {
+    let (claims, params) = match admit(&state, q, headers, path) {
+        Ok(admitted) => admitted,
         Err(e) => return refuse(e),
     };
     let Ok(ws) = ws else {
         return SignalRefusal::NotUpgrade.into_response();
     };
-    upgrade(ws, state, claims, params)
-}
-
-fn upgrade(ws: WebSocketUpgrade, state: AppState, claims: Claims, params: JoinParams) -> Response {
-    // A draining server still takes back its own participants (a resume);
-    // anyone new is sent away before the upgrade.
-    if state.drain.is_draining() && !params.reconnect {
-        return refuse(SignalRefusal::Draining);
-    }
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         // tungstenite allocates its read buffer up front, 128 KiB by default:
@@ -266,10 +296,7 @@ async fn validate_v0(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    match authorize(&state, &q, &headers) {
-        Ok(_) => (StatusCode::OK, "success").into_response(),
-        Err(e) => e.into_response(),
-    }
+    validate(&state, &q, &headers, SignalPath::V0)
 }
 
 async fn validate_v1(
@@ -277,8 +304,17 @@ async fn validate_v1(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    match authorize(&state, &q, &headers).and_then(|_| v1_params(&q)) {
-        Ok(_) => (StatusCode::OK, "success").into_response(),
+    validate(&state, &q, &headers, SignalPath::V1)
+}
+
+fn validate(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    path: SignalPath,
+) -> Response {
+    match admit(state, q, headers, path) {
+        Ok(_) => (StatusCode::OK, [CLOSE_AFTER], "success").into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -22,7 +22,7 @@ use tracing::{debug, info};
 
 /// The longest first request line moim reads. hyper refuses URIs over
 /// 65,534 bytes; a line under this bound always holds a URI hyper accepts.
-pub const MAX_REQUEST_LINE: usize = 60 * 1024;
+const MAX_REQUEST_LINE: usize = 60 * 1024;
 
 /// How long a new connection may take to send its first request line. Like
 /// hyper's own header timeout: browsers open connections ahead of use.
@@ -125,17 +125,22 @@ async fn read_first_line<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<FirstLi
 }
 
 /// The text a client gets instead of hyper's empty 414.
-pub const TOO_LONG_TEXT: &str = "request line too long: moim reads at most 61440 bytes. \
-If the URL carries an access token, the token is too large: keep participant metadata and \
-attributes small in the token (set more with UpdateParticipant), or send the token in an \
-\"Authorization: Bearer\" header instead of the URL.\n";
+fn too_long_text() -> String {
+    format!(
+        "request line too long: moim reads at most {MAX_REQUEST_LINE} bytes. If the URL carries \
+         an access token, the token is too large: keep participant metadata and attributes \
+         small in the token (set more with UpdateParticipant), or send the token in an \
+         \"Authorization: Bearer\" header instead of the URL.\n"
+    )
+}
 
 async fn refuse_too_long<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
+    let text = too_long_text();
     let response = format!(
         "HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\
-         server: {}\r\n\r\n{TOO_LONG_TEXT}",
-        TOO_LONG_TEXT.len(),
+         server: {}\r\n\r\n{text}",
+        text.len(),
         crate::SERVER_VERSION,
     );
     if io.write_all(response.as_bytes()).await.is_err() {

@@ -31,7 +31,6 @@ use tracing::info;
 pub use config::{ServerConfig, TurnLimits, TurnSettings};
 pub use drain::Shutdown;
 pub use http::SignalRefusal;
-pub use http_listener::MAX_REQUEST_LINE;
 use rooms::RoomRegistry;
 pub use server_info::{LIVEKIT_COMPATIBLE_VERSION, SERVER_VERSION};
 

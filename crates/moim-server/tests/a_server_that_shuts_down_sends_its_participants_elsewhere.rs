@@ -92,6 +92,18 @@ async fn a_call_goes_on_through_the_drain_and_then_everyone_is_sent_elsewhere() 
         Err(e) => panic!("carol should get a 503, got {e}"),
         Ok(_) => panic!("a draining server took a new participant"),
     }
+    // livekit-client asks the validate endpoint why a WebSocket failed; it
+    // must hear the same.
+    let validate = reqwest::get(format!(
+        "http://{}/rtc/validate?access_token={}",
+        server.http,
+        common::token("standup", "carol")
+    ))
+    .await
+    .expect("validate answers");
+    assert_eq!(validate.status().as_u16(), 503);
+    let why = validate.text().await.unwrap_or_default();
+    assert!(why.contains("shutting down"), "{why}");
 
     let before: u64 = bob.stats().track(&track.sid).map(|t| t.rx.packets).sum();
     tokio::time::sleep(Duration::from_millis(600)).await;

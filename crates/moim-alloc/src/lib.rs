@@ -14,15 +14,26 @@ use std::time::Duration;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// How often the C heap is trimmed. Trimming an idle heap costs microseconds.
-pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
-/// Starts jemalloc's purging thread. Returns why not, if it cannot.
-pub fn start_background_purge() -> Result<(), String> {
-    tikv_jemalloc_ctl::background_thread::write(true).map_err(|e| e.to_string())
+/// Turns the policy on: jemalloc's purging thread, and a thread that trims
+/// the C heap every [`TRIM_EVERY`]. Says what could not be started; moim
+/// runs either way, only holding on to freed memory longer.
+pub fn start() -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("moim-c-heap-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(TRIM_EVERY);
+            trim_c_heap();
+        })
+        .map_err(|e| format!("cannot start the C heap trimming thread: {e}"))?;
+    tikv_jemalloc_ctl::background_thread::write(true)
+        .map(|_| ())
+        .map_err(|e| format!("cannot start jemalloc's purging thread: {e}"))
 }
 
 /// Gives the free memory at the top of glibc's arenas back to the kernel.
-pub fn trim_c_heap() {
+fn trim_c_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes a plain integer and only walks glibc's own
     // arenas under their locks; it is safe to call from any thread at any time.

@@ -6,7 +6,8 @@ mod webhook_settings;
 
 use std::process::ExitCode;
 
-// The global allocator and the memory policy live in moim-alloc.
+// The global allocator (jemalloc) is moim-alloc's; `moim serve` starts its
+// memory-returning threads.
 use moim_alloc as _;
 
 use clap::{Parser, Subcommand};

@@ -80,8 +80,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .init();
     // Freed memory goes back to the kernel a few seconds after a crowd
     // leaves, whether or not moim's own threads are busy (moim-alloc).
-    if let Err(e) = moim_alloc::start_background_purge() {
-        tracing::warn!("cannot start the allocator's purging thread ({e}); memory freed after a crowd leaves may stay with the process");
+    if let Err(e) = moim_alloc::start() {
+        tracing::warn!(
+            "{e}; memory freed after a crowd leaves may stay with the process until it exits"
+        );
     }
     let file = match &args.config {
         Some(path) => match settings::load_file(path) {
@@ -135,22 +137,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(e),
         };
         tokio::spawn(forward_signals(server.shutdown()));
-        tokio::spawn(trim_c_heap_now_and_then());
         match server.run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         }
     })
-}
-
-/// OpenSSL's DTLS sessions live on glibc's heap, which keeps what they free
-/// until trimmed.
-async fn trim_c_heap_now_and_then() {
-    let mut every = tokio::time::interval(moim_alloc::TRIM_EVERY);
-    loop {
-        every.tick().await;
-        let _ = tokio::task::spawn_blocking(moim_alloc::trim_c_heap).await;
-    }
 }
 
 /// The first SIGTERM or Ctrl-C drains; the next one ends the drain at once.

@@ -168,7 +168,10 @@ pub async fn run_with_hook(
     let mut gaps = GapTracker::new(opts.max_gap);
     loop {
         let at = t0.elapsed();
-        gaps.observe(at, stream_packets(&participants));
+        let packets = received(&participants)
+            .into_iter()
+            .map(|(k, c)| (k, c.packets));
+        gaps.observe(at, packets);
         if at >= opts.duration {
             break;
         }
@@ -314,34 +317,17 @@ async fn join(
     })
 }
 
-/// Every received stream's packet counter, keyed by participant and SSRC.
-fn stream_packets(ps: &[Participant]) -> Vec<((usize, u32), u64)> {
-    ps.iter()
-        .enumerate()
-        .flat_map(|(i, p)| {
-            p.client
-                .stats()
-                .received
-                .iter()
-                .map(|t| ((i, t.ssrc), t.rx.packets))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 type Snapshot = (
     BTreeMap<(usize, u32), StreamCounters>,
     u64,
     LatencyHistogram,
 );
 
-fn snapshot(ps: &[Participant]) -> Snapshot {
+/// Every received stream's counters, keyed by participant and SSRC.
+fn received(ps: &[Participant]) -> BTreeMap<(usize, u32), StreamCounters> {
     let mut rx = BTreeMap::new();
-    let mut sent = 0;
-    let mut lat = LatencyHistogram::default();
     for (i, p) in ps.iter().enumerate() {
-        let s = p.client.stats();
-        for t in &s.received {
+        for t in &p.client.stats().received {
             rx.insert(
                 (i, t.ssrc),
                 StreamCounters {
@@ -353,8 +339,16 @@ fn snapshot(ps: &[Participant]) -> Snapshot {
                 },
             );
         }
-        sent += s.sent.iter().map(|t| t.packets).sum::<u64>();
+    }
+    rx
+}
+
+fn snapshot(ps: &[Participant]) -> Snapshot {
+    let mut sent = 0;
+    let mut lat = LatencyHistogram::default();
+    for p in ps {
+        sent += p.client.stats().sent.iter().map(|t| t.packets).sum::<u64>();
         lat.merge(&p.client.latency_histogram());
     }
-    (rx, sent, lat)
+    (received(ps), sent, lat)
 }

@@ -3,71 +3,16 @@
 //! exits 0; a server that dies outright makes `moim load-test` fail loudly
 //! instead of reporting success.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const MOIM: &str = env!("CARGO_BIN_EXE_moim");
+use common::{Moim, MOIM};
 
-struct Serving {
-    child: Child,
-    http: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-/// `moim serve --dev` on loopback with OS-chosen ports; its log is read on
-/// a thread and passed back line by line.
-fn serve(drain_secs: u64) -> Serving {
-    let mut child = Command::new(MOIM)
-        .args([
-            "serve",
-            "--dev",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--rtc-udp-port",
-            "0",
-            "--rtc-tcp-port",
-            "0",
-            "--no-turn",
-        ])
-        .env("MOIM_DRAIN_TIMEOUT_SECS", drain_secs.to_string())
-        .env("MOIM_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moim serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let http = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("moim logs that it is serving");
-        if line.contains("moim is serving") {
-            let addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("http="))
-                .expect("the serving line names the HTTP address");
-            break addr.parse().expect("an address");
-        }
-    };
-    Serving {
-        child,
-        http,
-        log: rx,
-    }
+fn serve(drain_secs: u64) -> Moim {
+    Moim::serve(&[("MOIM_DRAIN_TIMEOUT_SECS", &drain_secs.to_string())])
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::directory::RoomDirectory;
 use crate::room::RoomInput;
-use crate::rooms::RoomRegistry;
 
 /// How long the signal connections get to write their `Leave` and close
 /// frame once the rooms have sent them.
@@ -97,13 +97,13 @@ impl Shutdown {
 }
 
 /// Runs the drain once it has begun; returns when the server may exit.
-pub async fn run(drain: Arc<Drain>, rooms: Arc<RoomRegistry>, timeout: Duration) {
+pub async fn run(drain: Arc<Drain>, rooms: Arc<dyn RoomDirectory>, timeout: Duration) {
     drain.until(Drain::is_draining).await;
     let in_calls = rooms.participant_count();
     if in_calls > 0 && !drain.now.load(Ordering::Acquire) {
         info!(
             participants = in_calls,
-            rooms = rooms.snapshot().len(),
+            rooms = rooms.list().len(),
             "draining: /healthz answers 503 and new participants are refused; calls in progress \
              go on for up to {timeout:?} (shutdown.drain_timeout_secs). Send SIGTERM or Ctrl-C \
              again to end them now"
@@ -124,7 +124,7 @@ pub async fn run(drain: Arc<Drain>, rooms: Arc<RoomRegistry>, timeout: Duration)
             info!("drain timeout passed; sending the remaining participants to another server");
         }
     }
-    let rooms_open = rooms.snapshot();
+    let rooms_open = rooms.list();
     let left = drain.connections();
     for (_, room) in &rooms_open {
         let _ = room.send(RoomInput::Shutdown);

@@ -58,11 +58,45 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition. Counts only, no room names or identities.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.media.pass_latency().prometheus(
+    let mut body = state.media.pass_latency().prometheus(
         "moim_media_pass_seconds",
         "Time a media shard held the datagrams of one loop pass, from reading the first to \
          handing its sends to the kernel; an upper bound on the latency moim adds",
     );
+    let media = state.media.counts();
+    let participants = state.rooms.participant_count();
+    let rooms = state.rooms.list().len();
+    for (name, kind, help, value) in [
+        ("moim_rooms", "gauge", "Open rooms.", rooms as u64),
+        (
+            "moim_participants",
+            "gauge",
+            "Participants in all rooms, including those waiting to resume.",
+            participants as u64,
+        ),
+        (
+            "moim_media_peers",
+            "gauge",
+            "PeerConnections on the media shards.",
+            media.peers as u64,
+        ),
+        (
+            "moim_media_commands_total",
+            "counter",
+            "Control commands the media shards carried out; none is ever dropped.",
+            media.commands,
+        ),
+        (
+            "moim_media_datagrams_dropped_total",
+            "counter",
+            "Datagrams dropped because their media shard was behind (its queue was full).",
+            media.datagrams_dropped,
+        ),
+    ] {
+        body.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

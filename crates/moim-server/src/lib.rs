@@ -5,15 +5,12 @@ pub mod announce;
 mod bearer;
 mod client_info;
 pub mod config;
+mod directory;
 mod drain;
 mod http;
 mod http_listener;
-mod participant;
-mod room;
-mod room_admin;
+pub mod room;
 mod room_service;
-mod room_signal;
-mod rooms;
 mod server_info;
 mod signal;
 pub mod tls;
@@ -29,10 +26,18 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 pub use config::{ServerConfig, TurnLimits, TurnSettings};
+use directory::{LocalDirectory, RoomDirectory};
 pub use drain::Shutdown;
 pub use http::SignalRefusal;
-use rooms::RoomRegistry;
 pub use server_info::{LIVEKIT_COMPATIBLE_VERSION, SERVER_VERSION};
+
+/// Milliseconds since the Unix epoch, by the system clock.
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Parsers of network input that are not otherwise public, for the fuzz
 /// targets in `fuzz/`. Not an API.
@@ -49,7 +54,7 @@ pub mod fuzzing {
 pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub media: Arc<MediaPlane>,
-    rooms: Arc<RoomRegistry>,
+    rooms: Arc<dyn RoomDirectory>,
     turn: Option<turn::TurnOffer>,
     drain: Arc<drain::Drain>,
 }
@@ -159,8 +164,10 @@ impl Server {
             tls: tls_config,
             _turn: turn_handle,
             state: AppState {
-                rooms: RoomRegistry::with_webhooks(webhook::Notifier::start(
-                    config.webhook_config(),
+                rooms: Arc::new(LocalDirectory::new(
+                    config.clone(),
+                    media.clone(),
+                    webhook::Notifier::start(config.webhook_config()),
                 )),
                 config,
                 media,

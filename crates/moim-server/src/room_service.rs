@@ -9,11 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use moim_proto::lk;
-use tokio::sync::{mpsc::UnboundedSender, oneshot};
+use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::room::RoomInput;
-use crate::room_admin::{AdminReply, AdminRequest};
+use crate::room::{AdminReply, AdminRequest, RoomHandle, RoomInput};
 use crate::twirp::{authenticate, authorize, BodyFormat, Need, TwirpError};
 use crate::AppState;
 
@@ -73,7 +72,7 @@ async fn call(
             if req.name.is_empty() {
                 return Err(TwirpError::InvalidArgument("CreateRoom needs a room name".into()));
             }
-            let room = state.rooms.get_or_create(&req.name, &state.config, &state.media);
+            let room = state.rooms.get_or_create(&req.name);
             let reply = ask(&room, &req.name, AdminRequest::Configure {
                 empty_timeout: req.empty_timeout,
                 max_participants: req.max_participants,
@@ -84,7 +83,7 @@ async fn call(
         "ListRooms" => rpc!(req: lk::ListRoomsRequest => {
             authorize(&claims, Need::List)?;
             let mut rooms = Vec::new();
-            for (name, tx) in state.rooms.snapshot() {
+            for (name, tx) in state.rooms.list() {
                 if !req.names.is_empty() && !req.names.contains(&name) {
                     continue;
                 }
@@ -176,16 +175,12 @@ async fn admin(state: &AppState, room: &str, req: AdminRequest) -> Result<AdminR
     ask(&tx, room, req).await
 }
 
-async fn ask(
-    tx: &UnboundedSender<RoomInput>,
-    room: &str,
-    req: AdminRequest,
-) -> Result<AdminReply, TwirpError> {
+async fn ask(tx: &RoomHandle, room: &str, req: AdminRequest) -> Result<AdminReply, TwirpError> {
     let (reply_tx, reply_rx) = oneshot::channel();
     tx.send(RoomInput::Admin(req, reply_tx))
         .map_err(|_| TwirpError::room_not_found(room))?;
     match tokio::time::timeout(ROOM_ANSWER_TIMEOUT, reply_rx).await {
-        Ok(Ok(result)) => result,
+        Ok(Ok(result)) => result.map_err(TwirpError::from),
         Ok(Err(_)) => Err(TwirpError::room_not_found(room)),
         Err(_) => Err(TwirpError::Internal(format!(
             "room \"{room}\" did not answer within {ROOM_ANSWER_TIMEOUT:?}"

@@ -9,8 +9,9 @@ use moim_proto::token::Claims;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::participant::{unix_now_ms, Outbound, SignalClose};
-use crate::room::{JoinParams, RoomInput};
+use crate::room::{
+    wire, JoinError, JoinParams, Joined, Outbound, RoomHandle, RoomInput, SignalClose,
+};
 use crate::AppState;
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
@@ -50,6 +51,10 @@ fn close_frame(why: SignalClose) -> CloseFrame {
             CLOSE_POLICY,
             "join refused: the room is full (max_participants)",
         ),
+        SignalClose::Left(R::RoomClosed) => (
+            CLOSE_GOING_AWAY,
+            "the room closed while joining; join again",
+        ),
         SignalClose::Left(R::StateMismatch) => (
             CLOSE_NORMAL,
             "resume refused: the server does not know this session; join again",
@@ -67,37 +72,26 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
     if let Some(turn) = &state.turn {
         params.ice_servers = turn.ice_servers(&claims.sub);
     }
-    let room_name = claims.video.room.clone();
     let identity = claims.sub.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
-    // A room that is closing refuses the join; one retry lands on a new room.
-    let mut joined = None;
-    for _ in 0..2 {
-        let room = state
-            .rooms
-            .get_or_create(&room_name, &state.config, &state.media);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let input = RoomInput::Join {
-            claims: Box::new(claims.clone()),
-            params: Box::new(params.clone()),
-            out: out_tx.clone(),
-            reply: reply_tx,
-        };
-        if room.send(input).is_err() {
-            continue;
+    let (mut sink, mut stream) = socket.split();
+    let (room, joined) = match join(&state, &claims, &params, out_tx).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            // The client hears why before the socket closes: a leave with
+            // LiveKit's reason, then a close frame in words.
+            info!(room = %claims.video.room, %identity, "join refused: {e}");
+            let reason = wire::join_refusal_reason(&e);
+            let _ = sink
+                .send(encode(wire::leave(reason), FrameFormat::Protobuf))
+                .await;
+            let _ = sink
+                .send(Message::Close(Some(close_frame(SignalClose::Left(reason)))))
+                .await;
+            return;
         }
-        if let Ok(Ok(j)) = reply_rx.await {
-            joined = Some((room, j));
-            break;
-        }
-    }
-    drop(out_tx);
-    let Some((room, joined)) = joined else {
-        warn!(room = %room_name, %identity, "join failed: the room kept closing");
-        return;
     };
 
-    let (mut sink, mut stream) = socket.split();
     let mut format = FrameFormat::Protobuf;
     let mut malformed: u64 = 0;
     let silence_limit = state.config.signal_silence_limit;
@@ -131,15 +125,12 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                     }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+                        if is_too_big(e) {
                             warn!(%identity, "signal frame exceeds {} bytes; closing with 1009", frame::MAX_FRAME_BYTES);
                             let _ = sink.send(Message::Close(Some(CloseFrame {
                                 code: CLOSE_TOO_BIG,
                                 reason: Utf8Bytes::from_static("signal frame too large"),
                             }))).await;
-                        } else {
-                            debug!(%identity, "signal connection error: {text}");
                         }
                         break;
                     }
@@ -154,10 +145,10 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                 format = f;
                 match frame::decode_request(bytes, f) {
                     Ok(Req::Ping(ts)) => {
-                        let _ = sink.send(encode(Resp::Pong(unix_now_ms().max(ts)), format)).await;
+                        let _ = sink.send(encode(Resp::Pong(crate::unix_ms().max(ts)), format)).await;
                     }
                     Ok(Req::PingReq(ping)) => {
-                        let pong = lk::Pong { last_ping_timestamp: ping.timestamp, timestamp: unix_now_ms() };
+                        let pong = lk::Pong { last_ping_timestamp: ping.timestamp, timestamp: crate::unix_ms() };
                         let _ = sink.send(encode(Resp::PongResp(pong), format)).await;
                     }
                     Ok(message) => {
@@ -200,6 +191,52 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
         participant: joined.participant,
         connection: joined.connection,
     });
+}
+
+/// Joins the room named in the token. A room that is closing refuses the
+/// join; one retry lands on the fresh room that takes its name.
+async fn join(
+    state: &AppState,
+    claims: &Claims,
+    params: &JoinParams,
+    out: mpsc::UnboundedSender<Outbound>,
+) -> Result<(RoomHandle, Joined), JoinError> {
+    let mut last = JoinError::RoomClosed;
+    for _ in 0..2 {
+        let room = state.rooms.get_or_create(&claims.video.room);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let input = RoomInput::Join {
+            claims: Box::new(claims.clone()),
+            params: Box::new(params.clone()),
+            out: out.clone(),
+            reply: reply_tx,
+        };
+        if room.send(input).is_err() {
+            continue;
+        }
+        match reply_rx.await {
+            Ok(Ok(joined)) => return Ok((room, joined)),
+            Ok(Err(JoinError::RoomClosed)) | Err(_) => last = JoinError::RoomClosed,
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// The read failed because a frame or message exceeded the size limit.
+fn is_too_big(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => true,
+        Some(other) => {
+            debug!("signal connection error: {other}");
+            false
+        }
+        None => {
+            debug!("signal connection error: {inner}");
+            false
+        }
+    }
 }
 
 fn encode(msg: Resp, format: FrameFormat) -> Message {

@@ -7,6 +7,8 @@ use moim_proto::token::{Claims, KeyStore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::room::RoomError;
+
 /// A Twirp error. Each message tells the caller what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TwirpError {
@@ -54,11 +56,22 @@ impl TwirpError {
             "room \"{room}\" does not exist (rooms are created by CreateRoom or by the first join, and close when empty)"
         ))
     }
+}
 
-    pub fn participant_not_found(room: &str, identity: &str) -> Self {
-        TwirpError::NotFound(format!(
-            "participant \"{identity}\" is not in room \"{room}\"; ListParticipants shows who is"
-        ))
+/// A room's refusal, as the server API reports it.
+impl From<RoomError> for TwirpError {
+    fn from(e: RoomError) -> Self {
+        let text = e.to_string();
+        match e {
+            RoomError::ParticipantNotFound { .. }
+            | RoomError::TrackNotFound { .. }
+            | RoomError::NotItsTrack { .. }
+            | RoomError::NoDestination { .. } => TwirpError::NotFound(text),
+            RoomError::MetadataTooLarge { .. } | RoomError::LimitExceeded(_) => {
+                TwirpError::InvalidArgument(text)
+            }
+            RoomError::NotAllowed(_) => TwirpError::PermissionDenied(text),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The contract between the control plane and the media plane: commands in,
-//! events out. Both travel over channels; neither side ever waits on the other.
+//! events out. Commands are never dropped: a room waits for room in its
+//! shard's command queue. Events go to the room's own channel.
 
 use std::collections::HashMap;
 
@@ -45,11 +46,20 @@ pub struct PeerSpec {
     /// The client takes LiveKit packet trailers off itself
     /// (`CAP_PACKET_TRAILER`); others get frames without them.
     pub accepts_packet_trailer: bool,
-    pub events: UnboundedSender<MediaEvent>,
 }
 
 #[derive(Debug)]
 pub enum Command {
+    /// A room starts: its peers' events go to `events`. Comes before any
+    /// other command for the room.
+    OpenRoom {
+        room: RoomKey,
+        events: UnboundedSender<MediaEvent>,
+    },
+    /// The room has closed (its peers were removed before).
+    CloseRoom {
+        room: RoomKey,
+    },
     AddPeer(PeerSpec),
     RemovePeer {
         peer: PeerKey,

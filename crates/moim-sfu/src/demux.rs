@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Receiver;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use parking_lot::RwLock;
 use tracing::debug;
 
-use crate::shard::ShardInput;
+use crate::shard::{ShardHandle, ShardInput};
 use crate::stun;
 use crate::udp_batch::RecvBatch;
 
@@ -91,27 +91,6 @@ impl Doorbell {
     }
 }
 
-/// How the control plane and the ICE-TCP tasks queue work for a shard.
-#[derive(Clone)]
-pub(crate) struct ShardHandle {
-    tx: Sender<ShardInput>,
-    doorbell: Option<Arc<Doorbell>>,
-}
-
-impl ShardHandle {
-    pub fn new(tx: Sender<ShardInput>, doorbell: Option<Arc<Doorbell>>) -> Self {
-        Self { tx, doorbell }
-    }
-
-    pub fn try_send(&self, input: ShardInput) -> Result<(), TrySendError<ShardInput>> {
-        self.tx.try_send(input)?;
-        if let Some(bell) = &self.doorbell {
-            bell.ring();
-        }
-        Ok(())
-    }
-}
-
 /// Which shard a datagram belongs to: known source addresses in O(1), STUN
 /// from a new address by the ICE ufrag in its USERNAME.
 pub(crate) struct Demux {
@@ -151,8 +130,8 @@ pub(crate) struct SocketReader {
     batch: RecvBatch,
     demux: Demux,
     doorbell: SocketAddr,
-    /// Every shard's queue, indexed like the shards; entry 0 is unused.
-    shards: Vec<Sender<ShardInput>>,
+    /// Every shard, indexed like the shards; entry 0 is unused.
+    shards: Vec<ShardHandle>,
     recycle: Receiver<Vec<u8>>,
     dropped: u64,
 }
@@ -169,7 +148,7 @@ impl SocketReader {
         socket: Arc<UdpSocket>,
         demux: Demux,
         doorbell: SocketAddr,
-        shards: Vec<Sender<ShardInput>>,
+        shards: Vec<ShardHandle>,
         recycle: Receiver<Vec<u8>>,
     ) -> Self {
         Self {
@@ -232,9 +211,8 @@ impl SocketReader {
                         let spare = self.recycle.try_recv().unwrap_or_default();
                         let buf = self.batch.take(i, spare);
                         if let Some(tx) = self.shards.get(shard) {
-                            // A full queue drops the datagram, as a full socket
-                            // buffer would: media is loss-tolerant, a stalled reader is not.
-                            let _ = tx.try_send(ShardInput::Datagram { at, source, buf });
+                            // Dropped (and counted) when that shard is behind.
+                            let _ = tx.datagram(ShardInput::Datagram { at, source, buf });
                         }
                     }
                     None => {
@@ -293,8 +271,9 @@ mod tests {
         let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
         routes.write().insert("own".into(), 0);
         routes.write().insert("other".into(), 1);
-        let (tx0, _rx0) = bounded(8);
-        let (tx1, rx1) = bounded(8);
+        let counters = Arc::<crate::shard::PlaneCounters>::default();
+        let (tx0, _rx0) = crate::shard::shard_queues(None, counters.clone());
+        let (tx1, rx1) = crate::shard::shard_queues(None, counters);
         let (_recycle_tx, recycle_rx) = bounded(8);
         let mut reader = SocketReader::new(
             Arc::new(media),
@@ -324,6 +303,7 @@ mod tests {
         let local = drain(&mut reader);
         assert_eq!(local, vec![binding(b"own:c1"), b"rtp for shard 0".to_vec()]);
         let forwarded: Vec<Vec<u8>> = rx1
+            .datagrams
             .try_iter()
             .map(|input| match input {
                 ShardInput::Datagram { buf, .. } => buf,

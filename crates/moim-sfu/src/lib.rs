@@ -27,7 +27,7 @@ mod udp_batch;
 
 pub use api::*;
 pub use ice_tcp::{IceTcpCounts, IceTcpLimits};
-pub use plane::{MediaConfig, MediaError, MediaPlane};
+pub use plane::{MediaConfig, MediaCounts, MediaError, MediaPlane};
 
 /// Parsers of network input that are not otherwise public, for the fuzz
 /// targets in `fuzz/`. Not an API.

@@ -11,6 +11,7 @@ use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
 use crate::codec::VideoCodec;
@@ -39,6 +40,8 @@ pub(crate) struct SectionLabel {
 
 pub(crate) struct Peer {
     pub spec: PeerSpec,
+    /// The room's event channel.
+    events: UnboundedSender<MediaEvent>,
     pub rtc: Rtc,
     pub local_ufrag: String,
     pub addrs: Vec<(Protocol, SocketAddr)>,
@@ -95,9 +98,15 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(spec: PeerSpec, rtc: Rtc, local_ufrag: String) -> Self {
+    pub fn new(
+        spec: PeerSpec,
+        events: UnboundedSender<MediaEvent>,
+        rtc: Rtc,
+        local_ufrag: String,
+    ) -> Self {
         Self {
             spec,
+            events,
             rtc,
             local_ufrag,
             addrs: Vec::new(),
@@ -146,7 +155,7 @@ impl Peer {
 
     pub fn emit(&self, event: PeerEvent) {
         // The control plane may already have dropped the room; nothing to do.
-        let _ = self.spec.events.send(MediaEvent {
+        let _ = self.events.send(MediaEvent {
             peer: self.spec.peer,
             event,
         });

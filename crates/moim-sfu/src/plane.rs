@@ -6,16 +6,19 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::bounded;
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::api::{Command, RoomKey};
-use crate::demux::{Demux, Doorbell, ShardHandle, SocketReader};
+use crate::demux::{Demux, Doorbell, SocketReader};
 use crate::ice_tcp::{self, IceTcpCounts, IceTcpLimits};
 use crate::latency::{LatencySnapshot, PassLatency};
-use crate::shard::{Shard, ShardContext, ShardInput};
+use crate::shard::{
+    shard_queues, PlaneCounters, Shard, ShardCommand, ShardContext, ShardGauges, ShardHandle,
+    DATAGRAM_QUEUE,
+};
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -54,11 +57,22 @@ pub struct MediaPlane {
     tcp_addr: Option<SocketAddr>,
     ice_tcp: Option<ice_tcp::Connections>,
     next_key: AtomicU64,
+    counters: Arc<PlaneCounters>,
+    gauges: Vec<Arc<ShardGauges>>,
 }
 
-/// Packets queued per shard before shard 0 starts dropping: bounded, so a
-/// flood cannot grow memory without limit.
-const SHARD_QUEUE: usize = 8192;
+/// What the media plane holds and has done, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaCounts {
+    /// Peer connections on all shards.
+    pub peers: usize,
+    /// Rooms the shards know of.
+    pub rooms: usize,
+    /// Datagrams dropped because a shard was behind (its queue was full).
+    pub datagrams_dropped: u64,
+    /// Control commands carried out. None is ever dropped.
+    pub commands: u64,
+}
 
 impl MediaPlane {
     /// Binds the sockets and starts the threads. Must be called inside a
@@ -91,17 +105,20 @@ impl MediaPlane {
             })?;
         let socket = Arc::new(socket);
         let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
-        let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(SHARD_QUEUE);
+        let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(DATAGRAM_QUEUE);
 
         let n = config.shards.max(1);
         let doorbell = Arc::new(Doorbell::new(udp_addr).map_err(MediaError::Doorbell)?);
         let doorbell_addr = doorbell.address().map_err(MediaError::Doorbell)?;
-        let queues: Vec<_> = (0..n).map(|_| bounded::<ShardInput>(SHARD_QUEUE)).collect();
-        let senders: Vec<Sender<ShardInput>> = queues.iter().map(|(tx, _)| tx.clone()).collect();
+        let counters = Arc::<PlaneCounters>::default();
+        let queues: Vec<_> = (0..n)
+            .map(|i| shard_queues((i == 0).then(|| doorbell.clone()), counters.clone()))
+            .collect();
+        let shards: Vec<ShardHandle> = queues.iter().map(|(tx, _)| tx.clone()).collect();
         let mut recycle_rx = Some(recycle_rx);
-        let mut shards = Vec::with_capacity(n);
         let latencies: Vec<Arc<PassLatency>> = (0..n).map(|_| Arc::default()).collect();
-        for (index, (tx, rx)) in queues.into_iter().enumerate() {
+        let gauges: Vec<Arc<ShardGauges>> = (0..n).map(|_| Arc::default()).collect();
+        for (index, (_, inbox)) in queues.into_iter().enumerate() {
             let ctx = ShardContext {
                 index,
                 socket: socket.clone(),
@@ -110,11 +127,13 @@ impl MediaPlane {
                 ufrag_routes: routes.clone(),
                 recycle: recycle_tx.clone(),
                 latency: latencies[index].clone(),
+                counters: counters.clone(),
+                gauges: gauges[index].clone(),
             };
             // The reader's batch holds raw pointers; it is built on its thread.
             let reader_parts = match (index, recycle_rx.take()) {
                 (0, Some(recycle)) => {
-                    Some((socket.clone(), routes.clone(), senders.clone(), recycle))
+                    Some((socket.clone(), routes.clone(), shards.clone(), recycle))
                 }
                 _ => None,
             };
@@ -130,11 +149,9 @@ impl MediaPlane {
                             recycle,
                         )
                     });
-                    Shard::new(ctx).run(rx, reader)
+                    Shard::new(ctx).run(inbox, reader)
                 })
                 .map_err(MediaError::Thread)?;
-            let bell = (index == 0).then(|| doorbell.clone());
-            shards.push(ShardHandle::new(tx, bell));
         }
 
         let ice_tcp = listener.map(|listener| {
@@ -155,6 +172,8 @@ impl MediaPlane {
             tcp_addr,
             ice_tcp,
             next_key: AtomicU64::new(1),
+            counters,
+            gauges,
         }))
     }
 
@@ -189,25 +208,33 @@ impl MediaPlane {
     }
 
     /// All of a room lives on one shard, so forwarding never crosses threads.
-    pub fn send(&self, room: RoomKey, cmd: Command) {
+    /// Waits while the shard's command queue is full: a command is never
+    /// dropped, so the room and its shard never disagree.
+    pub async fn send(&self, room: RoomKey, cmd: Command) {
         let shard = &self.shards[(room as usize) % self.shards.len()];
-        // Commands must not be lost to a full packet queue; block briefly is
-        // not an option on the runtime, so spin on try_send a few times.
-        let mut cmd = ShardInput::Command(cmd);
-        for _ in 0..1000 {
-            match shard.try_send(cmd) {
-                Ok(()) => return,
-                Err(TrySendError::Full(c)) => {
-                    cmd = c;
-                    std::thread::yield_now();
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
+        if shard.command(ShardCommand::Room(cmd)).await.is_err() {
+            warn!(
+                room,
+                "a media shard has stopped; the command is lost with it"
+            );
         }
-        warn!(
-            room,
-            "media shard is saturated; a control command was dropped"
-        );
+    }
+
+    pub fn counts(&self) -> MediaCounts {
+        MediaCounts {
+            peers: self
+                .gauges
+                .iter()
+                .map(|g| g.peers.load(Ordering::Relaxed))
+                .sum(),
+            rooms: self
+                .gauges
+                .iter()
+                .map(|g| g.rooms.load(Ordering::Relaxed))
+                .sum(),
+            datagrams_dropped: self.counters.datagrams_dropped.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,9 +13,10 @@ use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output};
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace, warn};
 
-use crate::api::{Command, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
+use crate::api::{Command, MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, RoomKey, TrackKey};
 use crate::latency::PassLatency;
 use crate::peer::{ExpectedTrack, Peer};
 use crate::rtc_factory::RtcFactory;
@@ -22,29 +24,14 @@ use crate::stun;
 use crate::track::Track;
 use crate::udp_batch::SendBatch;
 
+mod inbox;
 mod negotiate;
 mod run_loop;
 
-pub(crate) enum ShardInput {
-    Datagram {
-        at: Instant,
-        source: SocketAddr,
-        buf: Vec<u8>,
-    },
-    TcpOpen {
-        remote: SocketAddr,
-        writer: tokio::sync::mpsc::Sender<Vec<u8>>,
-    },
-    TcpFrame {
-        at: Instant,
-        source: SocketAddr,
-        buf: Vec<u8>,
-    },
-    TcpClosed {
-        remote: SocketAddr,
-    },
-    Command(Command),
-}
+pub(crate) use inbox::{
+    shard_queues, PlaneCounters, ShardCommand, ShardGauges, ShardHandle, ShardInbox, ShardInput,
+    DATAGRAM_QUEUE,
+};
 
 /// What every shard shares with the socket threads.
 pub(crate) struct ShardContext {
@@ -57,6 +44,8 @@ pub(crate) struct ShardContext {
     pub ufrag_routes: Arc<RwLock<HashMap<String, usize>>>,
     pub recycle: Sender<Vec<u8>>,
     pub latency: Arc<PassLatency>,
+    pub counters: Arc<PlaneCounters>,
+    pub gauges: Arc<ShardGauges>,
 }
 
 pub(crate) struct Shard {
@@ -76,6 +65,8 @@ pub(crate) struct Shard {
     tcp_writers: HashMap<SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>,
     pub tracks: HashMap<TrackKey, Track>,
     pub rooms: HashMap<RoomKey, Vec<PeerKey>>,
+    /// Each open room's event channel, for the peers it adds.
+    room_events: HashMap<RoomKey, UnboundedSender<MediaEvent>>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
     /// Peers that were written to and must be polled before sleeping.
     pub dirty: Vec<PeerKey>,
@@ -96,6 +87,7 @@ impl Shard {
             tcp_writers: HashMap::new(),
             tracks: HashMap::new(),
             rooms: HashMap::new(),
+            room_events: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
         }
@@ -110,18 +102,26 @@ impl Shard {
             ShardInput::TcpFrame { at, source, buf } => {
                 self.receive(Protocol::Tcp, at, source, &buf)
             }
-            ShardInput::TcpOpen { remote, writer } => {
+            ShardInput::Wake => {}
+        }
+    }
+
+    fn handle_command(&mut self, command: ShardCommand) {
+        self.ctx.counters.commands.fetch_add(1, Ordering::Relaxed);
+        match command {
+            ShardCommand::Room(cmd) => self.command(cmd),
+            ShardCommand::TcpOpen { remote, writer } => {
                 self.tcp_writers.insert(remote, writer);
             }
-            ShardInput::TcpClosed { remote } => {
+            ShardCommand::TcpClosed { remote } => {
                 self.tcp_writers.remove(&remote);
+                shrink_when_sparse(&mut self.tcp_writers);
                 if let Some(key) = self.by_addr.remove(&(Protocol::Tcp, remote)) {
                     if let Some(p) = self.peers.get_mut(&key) {
                         p.addrs.retain(|a| *a != (Protocol::Tcp, remote));
                     }
                 }
             }
-            ShardInput::Command(cmd) => self.command(cmd),
         }
     }
 
@@ -264,6 +264,13 @@ impl Shard {
             _ => {}
         }
         match cmd {
+            Command::OpenRoom { room, events } => {
+                self.room_events.insert(room, events);
+            }
+            Command::CloseRoom { room } => {
+                self.room_events.remove(&room);
+                shrink_when_sparse(&mut self.room_events);
+            }
             Command::AddPeer(spec) => self.add_peer(spec),
             Command::RemovePeer { peer } => self.close_peer(peer, false),
             Command::Offer { peer, sdp, id } => self.on_offer(peer, &sdp, id),
@@ -372,11 +379,20 @@ impl Shard {
     }
 
     fn build_peer(&mut self, spec: PeerSpec) {
+        let Some(events) = self.room_events.get(&spec.room).cloned() else {
+            warn!(
+                peer = spec.peer,
+                room = spec.room,
+                "a peer was added to a room the shard was not told of; it is ignored"
+            );
+            return;
+        };
         let rtc = self.factory.build(spec.role, Instant::now());
         let key = spec.peer;
         let role = spec.role;
         self.rooms.entry(spec.room).or_default().push(key);
-        self.peers.insert(key, Peer::new(spec, rtc, String::new()));
+        self.peers
+            .insert(key, Peer::new(spec, events, rtc, String::new()));
         self.register_ufrag(key);
         if role == PeerRole::Subscriber {
             // The first server offer carries the data channels, so the

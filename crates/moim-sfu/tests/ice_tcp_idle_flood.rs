@@ -42,22 +42,49 @@ async fn start(limits: IceTcpLimits) -> Arc<MediaPlane> {
     .expect("media plane")
 }
 
-fn add_peer(plane: &MediaPlane, peer: u64, role: PeerRole) -> UnboundedReceiver<MediaEvent> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    plane.send(
-        ROOM,
-        Command::AddPeer(PeerSpec {
-            room: ROOM,
-            peer,
-            role,
-            participant_sid: format!("PA_{peer}"),
-            identity: format!("user{peer}"),
-            can_publish_data: true,
-            accepts_packet_trailer: false,
-            events: tx,
-        }),
-    );
-    rx
+/// Opens the test's room. Its events come on one channel, as a room sees
+/// them; each client here wants only its own peer's, so they are sorted.
+async fn open_room(plane: &MediaPlane) -> [UnboundedReceiver<MediaEvent>; 2] {
+    let (room_tx, mut room_rx) = mpsc::unbounded_channel::<MediaEvent>();
+    let (publisher_tx, publisher_rx) = mpsc::unbounded_channel();
+    let (subscriber_tx, subscriber_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(ev) = room_rx.recv().await {
+            let to = if ev.peer == PUBLISHER {
+                &publisher_tx
+            } else {
+                &subscriber_tx
+            };
+            let _ = to.send(ev);
+        }
+    });
+    plane
+        .send(
+            ROOM,
+            Command::OpenRoom {
+                room: ROOM,
+                events: room_tx,
+            },
+        )
+        .await;
+    [publisher_rx, subscriber_rx]
+}
+
+async fn add_peer(plane: &MediaPlane, peer: u64, role: PeerRole) {
+    plane
+        .send(
+            ROOM,
+            Command::AddPeer(PeerSpec {
+                room: ROOM,
+                peer,
+                role,
+                participant_sid: format!("PA_{peer}"),
+                identity: format!("user{peer}"),
+                can_publish_data: true,
+                accepts_packet_trailer: false,
+            }),
+        )
+        .await;
 }
 
 /// A client PeerConnection whose only candidate is an active ICE-TCP one.
@@ -163,20 +190,22 @@ impl Client {
     }
 
     /// Answers the server's offers, applies its answers.
-    fn signal(&mut self, plane: &MediaPlane) {
+    async fn signal(&mut self, plane: &MediaPlane) {
         while let Ok(ev) = self.server.try_recv() {
             match ev.event {
                 PeerEvent::Offer { sdp, id, .. } => {
                     let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer");
                     let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept");
-                    plane.send(
-                        ROOM,
-                        Command::Answer {
-                            peer: self.key,
-                            sdp: answer.to_sdp_string(),
-                            id,
-                        },
-                    );
+                    plane
+                        .send(
+                            ROOM,
+                            Command::Answer {
+                                peer: self.key,
+                                sdp: answer.to_sdp_string(),
+                                id,
+                            },
+                        )
+                        .await;
                 }
                 PeerEvent::Answer { sdp, .. } => {
                     let answer = SdpAnswer::from_sdp_string(&sdp).expect("server answer");
@@ -195,7 +224,7 @@ impl Client {
 
     /// One pass: signalling, output, then one input (a frame or a timeout).
     async fn step(&mut self, plane: &MediaPlane) {
-        self.signal(plane);
+        self.signal(plane).await;
         self.drain().await;
         let wait = tokio::time::Instant::from_std(
             self.timeout
@@ -249,20 +278,22 @@ impl Client {
 }
 
 /// A publisher with one audio track, offered to the server.
-fn publisher(plane: &MediaPlane) -> Client {
-    let events = add_peer(plane, PUBLISHER, PeerRole::Publisher);
-    plane.send(
-        ROOM,
-        Command::ExpectTrack {
-            peer: PUBLISHER,
-            track: TRACK,
-            track_sid: "TR_mic".into(),
-            cid: "mic".into(),
-            kind: TrackKind::Audio,
-            codec: None,
-            packet_trailer: false,
-        },
-    );
+async fn publisher(plane: &MediaPlane, events: UnboundedReceiver<MediaEvent>) -> Client {
+    add_peer(plane, PUBLISHER, PeerRole::Publisher).await;
+    plane
+        .send(
+            ROOM,
+            Command::ExpectTrack {
+                peer: PUBLISHER,
+                track: TRACK,
+                track_sid: "TR_mic".into(),
+                cid: "mic".into(),
+                kind: TrackKind::Audio,
+                codec: None,
+                packet_trailer: false,
+            },
+        )
+        .await;
     let mut c = Client::new(PUBLISHER, events);
     let mut api = c.rtc.sdp_api();
     let mid = api.add_media(
@@ -275,14 +306,16 @@ fn publisher(plane: &MediaPlane) -> Client {
     let (offer, pending) = api.apply().expect("an offer");
     c.audio_mid = Some(mid);
     c.pending = Some(pending);
-    plane.send(
-        ROOM,
-        Command::Offer {
-            peer: PUBLISHER,
-            sdp: offer.to_sdp_string(),
-            id: 1,
-        },
-    );
+    plane
+        .send(
+            ROOM,
+            Command::Offer {
+                peer: PUBLISHER,
+                sdp: offer.to_sdp_string(),
+                id: 1,
+            },
+        )
+        .await;
     c
 }
 
@@ -408,8 +441,9 @@ async fn two_thousand_idle_connections_do_not_keep_real_clients_out() {
 
     // Real clients while the flood holds every pending place it can.
     let joined = Instant::now();
-    let mut publisher = publisher(&plane);
-    let sub_events = add_peer(&plane, SUBSCRIBER, PeerRole::Subscriber);
+    let [publisher_events, sub_events] = open_room(&plane).await;
+    let mut publisher = publisher(&plane, publisher_events).await;
+    add_peer(&plane, SUBSCRIBER, PeerRole::Subscriber).await;
     let mut subscriber = Client::new(SUBSCRIBER, sub_events);
     run_until(
         &plane,
@@ -418,13 +452,15 @@ async fn two_thousand_idle_connections_do_not_keep_real_clients_out() {
         |c| c.iter().all(|c| c.connected && c.server_connected),
     )
     .await;
-    plane.send(
-        ROOM,
-        Command::Subscribe {
-            peer: SUBSCRIBER,
-            track: TRACK,
-        },
-    );
+    plane
+        .send(
+            ROOM,
+            Command::Subscribe {
+                peer: SUBSCRIBER,
+                track: TRACK,
+            },
+        )
+        .await;
     run_until(
         &plane,
         &mut [&mut publisher, &mut subscriber],
@@ -461,7 +497,8 @@ async fn a_pending_connection_closes_at_its_deadline_an_established_one_stays() 
     .await;
     let server = plane.tcp_addr().expect("ICE-TCP listener");
 
-    let mut publisher = publisher(&plane);
+    let [publisher_events, _] = open_room(&plane).await;
+    let mut publisher = publisher(&plane, publisher_events).await;
     run_until(
         &plane,
         &mut [&mut publisher],

@@ -20,8 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::demux::ShardHandle;
-use crate::shard::ShardInput;
+use crate::shard::{ShardCommand, ShardHandle, ShardInput};
 use crate::stun;
 use framing::{Framer, TooLong};
 use limits::{ConnId, Limit, Refused, Table, Warning};
@@ -259,8 +258,8 @@ enum Ended {
     FirstFrameTooLong(TooLong),
     #[error("the first frame is not a STUN request for a known participant")]
     NotStun,
-    #[error("the media shard's queue is full")]
-    ShardFull,
+    #[error("the media shard has stopped")]
+    ShardGone,
 }
 
 impl Ended {
@@ -319,16 +318,18 @@ impl Conn {
         frames.framer.set_max_len(usize::from(u16::MAX));
         let remote = self.remote;
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-        let send = |input| tx.try_send(input).map_err(|_| Ended::ShardFull);
-        send(ShardInput::TcpOpen {
+        tx.command(ShardCommand::TcpOpen {
             remote,
             writer: out_tx,
-        })?;
-        send(ShardInput::TcpFrame {
+        })
+        .await
+        .map_err(|_| Ended::ShardGone)?;
+        tx.datagram(ShardInput::TcpFrame {
             at: Instant::now(),
             source: remote,
             buf: first,
-        })?;
+        })
+        .map_err(|_| Ended::ShardGone)?;
         let write_task = tokio::spawn(async move {
             while let Some(frame) = out_rx.recv().await {
                 if writer.write_all(&frame).await.is_err() {
@@ -340,7 +341,7 @@ impl Conn {
             match frames.next().await {
                 Ok(buf) if buf.is_empty() => {}
                 Ok(buf) => {
-                    let _ = tx.try_send(ShardInput::TcpFrame {
+                    let _ = tx.datagram(ShardInput::TcpFrame {
                         at: Instant::now(),
                         source: remote,
                         buf,
@@ -349,7 +350,7 @@ impl Conn {
                 Err(e) => break Err(e),
             }
         };
-        let _ = tx.try_send(ShardInput::TcpClosed { remote });
+        let _ = tx.command(ShardCommand::TcpClosed { remote }).await;
         write_task.abort();
         result
     }

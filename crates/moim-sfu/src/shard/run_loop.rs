@@ -6,19 +6,21 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use str0m::net::Protocol;
 use str0m::Input;
 use tracing::{debug, info};
 
-use super::{Shard, ShardInput};
+use super::{Shard, ShardInbox};
 use crate::demux::{ReadOutcome, SocketReader};
 
 /// Queued inputs handled per pass before timers and sends get a turn.
 const INPUTS_PER_PASS: usize = 256;
 
 impl Shard {
-    pub fn run(self, inputs: Receiver<ShardInput>, reader: Option<SocketReader>) {
+    pub fn run(self, inputs: ShardInbox, reader: Option<SocketReader>) {
         let index = self.ctx.index;
         match reader {
             Some(reader) => self.run_reading(inputs, reader),
@@ -27,11 +29,15 @@ impl Shard {
         info!(shard = index, "media shard stopped");
     }
 
-    fn run_reading(mut self, inputs: Receiver<ShardInput>, mut reader: SocketReader) {
+    fn run_reading(mut self, mut inputs: ShardInbox, mut reader: SocketReader) {
         loop {
+            if inputs.is_closed() {
+                return;
+            }
+            self.take_commands(&mut inputs);
             let mut more = false;
             for _ in 0..INPUTS_PER_PASS {
-                match inputs.try_recv() {
+                match inputs.datagrams.try_recv() {
                     Ok(input) => self.handle(input),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
@@ -40,7 +46,7 @@ impl Shard {
             }
             self.end_pass();
             // Work still queued must not wait for a doorbell already rung.
-            let deadline = if more && !inputs.is_empty() {
+            let deadline = if more && !inputs.datagrams.is_empty() {
                 Some(Instant::now())
             } else {
                 self.timers.peek().map(|Reverse((t, _))| *t)
@@ -55,19 +61,27 @@ impl Shard {
         }
     }
 
-    fn run_queued(mut self, inputs: Receiver<ShardInput>) {
+    fn run_queued(mut self, mut inputs: ShardInbox) {
         loop {
+            if inputs.is_closed() {
+                return;
+            }
+            self.take_commands(&mut inputs);
             let next = self.timers.peek().map(|Reverse((t, _))| *t);
             let input = match next {
-                Some(deadline) => inputs.recv_deadline(deadline),
-                None => inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(deadline) => inputs.datagrams.recv_deadline(deadline),
+                None => inputs
+                    .datagrams
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
             };
             match input {
                 Ok(input) => {
                     self.handle(input);
-                    // Take what else is queued before flushing, so one flush
-                    // covers a burst.
-                    for input in inputs.try_iter().take(INPUTS_PER_PASS) {
+                    // Commands first, then what else is queued before
+                    // flushing, so one flush covers a burst.
+                    self.take_commands(&mut inputs);
+                    for input in inputs.datagrams.try_iter().take(INPUTS_PER_PASS) {
                         self.handle(input);
                     }
                 }
@@ -78,8 +92,21 @@ impl Shard {
         }
     }
 
+    fn take_commands(&mut self, inputs: &mut ShardInbox) {
+        for command in inputs.commands() {
+            self.handle_command(command);
+        }
+    }
+
     /// Fires due timers, polls the peers written to, sends what they produced.
     fn end_pass(&mut self) {
+        let gauges = &self.ctx.gauges;
+        gauges
+            .peers
+            .store(self.peers.len() + self.dormant.len(), Ordering::Relaxed);
+        gauges
+            .rooms
+            .store(self.room_events.len(), Ordering::Relaxed);
         self.fire_timers(Instant::now());
         self.flush_dirty();
         self.outbox.flush(&self.ctx.socket);

@@ -1,38 +1,25 @@
 //! A participant as the control plane sees it: identity, grants, tracks and
-//! the channel to its signal connection.
+//! which signal connection is current.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use moim_proto::lk;
-
-use crate::client_info::ClientProfile;
 use moim_proto::token::VideoGrant;
 use moim_sfu::codec::VideoCodec;
 use moim_sfu::{PeerKey, TrackKey};
-use tokio::sync::mpsc::UnboundedSender;
 
-/// What the room actor hands a signal connection to write.
-///
-/// The message is boxed because the channel is not: tokio's unbounded channel
-/// allocates its slots 32 at a time, and an unboxed response (896 bytes,
-/// sized by `JoinResponse`) made that ~28 KiB for every idle participant.
-#[derive(Debug)]
-pub enum Outbound {
-    Signal(Box<lk::signal_response::Message>),
-    /// Close the WebSocket after the frames already queued, saying why.
-    Close(SignalClose),
+use super::output::ConnectionId;
+use crate::client_info::ClientProfile;
+
+/// A participant, within its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantKey(pub u64);
+
+impl std::fmt::Display for ParticipantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
-
-/// Why the server ends a signal connection; the close frame says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalClose {
-    /// The participant left the room, for this reason.
-    Left(lk::DisconnectReason),
-    /// The participant resumed on a newer connection.
-    Replaced,
-}
-
-pub type ParticipantKey = u64;
 
 pub struct PublishedTrack {
     pub key: TrackKey,
@@ -76,9 +63,9 @@ pub struct Participant {
     pub receiver: PeerKey,
     pub tracks: Vec<PublishedTrack>,
     pub subscriptions: Vec<TrackKey>,
-    pub out: Option<UnboundedSender<Outbound>>,
-    /// Which signal connection is current; a stale one's close is ignored.
-    pub connection: u64,
+    /// The signal connection that is current; `None` while the participant
+    /// may still resume. Input from any other connection is ignored.
+    pub connection: Option<ConnectionId>,
     pub disconnected_at: Option<Instant>,
     pub version: u32,
     pub joined_at: i64,
@@ -88,18 +75,6 @@ pub struct Participant {
 }
 
 impl Participant {
-    pub fn send(&self, msg: lk::signal_response::Message) {
-        if let Some(out) = &self.out {
-            let _ = out.send(Outbound::Signal(Box::new(msg)));
-        }
-    }
-
-    pub fn close_signal(&mut self, why: SignalClose) {
-        if let Some(out) = self.out.take() {
-            let _ = out.send(Outbound::Close(why));
-        }
-    }
-
     pub fn hidden(&self) -> bool {
         self.grant.hidden
     }
@@ -183,20 +158,6 @@ impl Participant {
             ..Default::default()
         }
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-pub fn unix_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Grant source names as LiveKit tokens spell them.

@@ -75,6 +75,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             participants as u64,
         ),
         (
+            "moim_media_rooms",
+            "gauge",
+            "Rooms the media shards know of.",
+            media.rooms as u64,
+        ),
+        (
             "moim_media_peers",
             "gauge",
             "PeerConnections on the media shards.",
@@ -85,6 +91,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "counter",
             "Control commands the media shards carried out; none is ever dropped.",
             media.commands,
+        ),
+        (
+            "moim_media_commands_queued",
+            "gauge",
+            "Control commands waiting for a media shard; rooms wait while a shard's queue is full.",
+            media.commands_queued as u64,
         ),
         (
             "moim_media_datagrams_dropped_total",

@@ -72,6 +72,9 @@ pub struct MediaCounts {
     pub datagrams_dropped: u64,
     /// Control commands carried out. None is ever dropped.
     pub commands: u64,
+    /// Control commands waiting in the shards' queues: rooms wait when a
+    /// queue is full, so a high value means rooms are being slowed down.
+    pub commands_queued: usize,
 }
 
 impl MediaPlane {
@@ -234,6 +237,7 @@ impl MediaPlane {
                 .sum(),
             datagrams_dropped: self.counters.datagrams_dropped.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
+            commands_queued: self.shards.iter().map(ShardHandle::commands_queued).sum(),
         }
     }
 }

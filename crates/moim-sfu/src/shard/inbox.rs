@@ -144,6 +144,10 @@ impl ShardHandle {
         Ok(())
     }
 
+    pub fn commands_queued(&self) -> usize {
+        self.commands.max_capacity() - self.commands.capacity()
+    }
+
     fn wake(&self) {
         if let Some(bell) = &self.doorbell {
             bell.ring();
@@ -168,5 +172,84 @@ impl ShardInbox {
     /// The senders are all gone: the plane was dropped.
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed() && self.commands.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(n: u8) -> ShardInput {
+        ShardInput::Datagram {
+            at: Instant::now(),
+            source: SocketAddr::from(([127, 0, 0, 1], 9)),
+            buf: vec![n],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_datagram_queue_drops_datagrams_but_never_a_command() {
+        let counters = Arc::<PlaneCounters>::default();
+        let (handle, mut inbox) = shard_queues(None, counters.clone());
+        for _ in 0..DATAGRAM_QUEUE + 100 {
+            handle.datagram(datagram(1)).expect("shard is there");
+        }
+        assert_eq!(counters.datagrams_dropped.load(Ordering::Relaxed), 100);
+        for room in 0..100 {
+            handle
+                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .await
+                .expect("shard is there");
+        }
+        let rooms: Vec<u64> = inbox
+            .commands()
+            .map(|c| match c {
+                ShardCommand::Room(Command::CloseRoom { room }) => room,
+                _ => u64::MAX,
+            })
+            .collect();
+        assert_eq!(rooms, (0..100).collect::<Vec<_>>(), "all, in order");
+    }
+
+    #[tokio::test]
+    async fn a_sender_waits_for_room_instead_of_dropping() {
+        let (handle, mut inbox) = shard_queues(None, Arc::default());
+        for room in 0..COMMAND_QUEUE as u64 {
+            handle
+                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .await
+                .expect("shard is there");
+        }
+        let blocked = handle.command(ShardCommand::Room(Command::CloseRoom { room: 9999 }));
+        tokio::pin!(blocked);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut blocked).await;
+        assert!(waited.is_err(), "a full queue makes the sender wait");
+        assert_eq!(inbox.commands().count(), COMMAND_QUEUE);
+        blocked.await.expect("then it goes through");
+        assert_eq!(inbox.commands().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_wake_up_token_covers_many_commands() {
+        let (handle, mut inbox) = shard_queues(None, Arc::default());
+        for room in 0..10 {
+            handle
+                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .await
+                .expect("shard is there");
+        }
+        let tokens = inbox
+            .datagrams
+            .try_iter()
+            .filter(|d| matches!(d, ShardInput::Wake))
+            .count();
+        assert_eq!(tokens, 1);
+        assert_eq!(inbox.commands().count(), 10);
+        // Taken: the next command wakes the shard again.
+        handle
+            .command(ShardCommand::Room(Command::CloseRoom { room: 10 }))
+            .await
+            .expect("shard is there");
+        assert_eq!(inbox.datagrams.try_iter().count(), 1);
     }
 }

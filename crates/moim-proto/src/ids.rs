@@ -30,6 +30,12 @@ pub fn track_sid() -> String {
     with_prefix("TR_")
 }
 
+/// A node id for a server that was not given one: unique per process, so
+/// two nodes of a cluster never share one by accident.
+pub fn node_id() -> String {
+    with_prefix("ND_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +48,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(room_sid().starts_with("RM_"));
         assert!(track_sid().starts_with("TR_"));
+        assert!(node_id().starts_with("ND_"));
+        assert_ne!(node_id(), node_id());
     }
 }

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     /// (or 127.0.0.1 when bound to the unspecified address).
     pub node_ip: Option<IpAddr>,
     pub keys: KeyStore,
+    /// This server's name among its peers (`ServerInfo.node_id`); in a
+    /// cluster, each node's must differ. Defaults to a random `ND_…`.
+    pub node_id: String,
     /// A room with nobody in it closes after this long.
     pub empty_timeout: Duration,
     /// A participant whose signal connection dropped may resume this long.
@@ -110,6 +113,7 @@ impl ServerConfig {
             rtc_tcp_port: 7881,
             node_ip: None,
             keys: KeyStore::new([("devkey".to_string(), "secret".to_string())]),
+            node_id: moim_proto::ids::node_id(),
             empty_timeout: Duration::from_secs(300),
             departure_timeout: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(25),

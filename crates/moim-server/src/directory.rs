@@ -58,6 +58,7 @@ impl LocalDirectory {
             departure_timeout: self.0.config.departure_timeout,
             max_participants: 0,
             webhooks: self.0.webhooks.enabled(),
+            node_id: self.0.config.node_id.clone(),
         };
         let env = RoomEnv {
             media: self.0.media.clone(),

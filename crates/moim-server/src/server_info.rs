@@ -27,11 +27,11 @@ pub const LIVEKIT_COMPATIBLE_VERSION: &str = "1.13.5";
 /// which moim does by the client's `CAP_PACKET_TRAILER` like LiveKit.
 pub const PROTOCOL_VERSION: i32 = 17;
 
-pub(crate) fn server_info() -> lk::ServerInfo {
+pub(crate) fn server_info(node_id: &str) -> lk::ServerInfo {
     lk::ServerInfo {
         version: LIVEKIT_COMPATIBLE_VERSION.into(),
         protocol: PROTOCOL_VERSION,
-        node_id: "moim".into(),
+        node_id: node_id.into(),
         debug_info: SERVER_VERSION.into(),
         ..Default::default()
     }

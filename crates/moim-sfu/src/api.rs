@@ -8,9 +8,32 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::codec::VideoCodec;
 
-pub type RoomKey = u64;
-pub type PeerKey = u64;
-pub type TrackKey = u64;
+macro_rules! key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+key!(
+    /// A room, as the media plane knows it: all its peers live on one shard.
+    RoomKey
+);
+key!(
+    /// One PeerConnection.
+    PeerKey
+);
+key!(
+    /// One published track.
+    TrackKey
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerRole {

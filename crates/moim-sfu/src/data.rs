@@ -22,14 +22,14 @@ impl Shard {
         };
         if !sender.spec.can_publish_data {
             debug!(
-                peer = from,
+                peer = %from,
                 "data dropped: participant lacks canPublishData"
             );
             return;
         }
         if data.data.len() > MAX_DATA_PACKET {
             debug!(
-                peer = from,
+                peer = %from,
                 len = data.data.len(),
                 "oversized data packet dropped"
             );
@@ -40,7 +40,7 @@ impl Shard {
             .get(&data.id)
             .is_none_or(|l| l != "_lossy");
         let Ok(mut packet) = lk::DataPacket::decode(data.data.as_slice()) else {
-            debug!(peer = from, "malformed DataPacket dropped");
+            debug!(peer = %from, "malformed DataPacket dropped");
             return;
         };
         packet.participant_identity = sender.spec.identity.clone();
@@ -104,7 +104,7 @@ impl Shard {
             };
             if let Some(mut ch) = peer.rtc.channel(id) {
                 if let Err(e) = ch.write(true, bytes) {
-                    debug!(peer = key, "data write failed: {e}");
+                    debug!(peer = %key, "data write failed: {e}");
                 }
             }
             self.dirty.push(key);
@@ -132,7 +132,7 @@ impl Shard {
             {
                 Some(mut ch) => {
                     if let Err(e) = ch.write(true, &bytes) {
-                        debug!(peer = key, "held data write failed: {e}");
+                        debug!(peer = %key, "held data write failed: {e}");
                     }
                 }
                 None => keep.push((reliable, bytes)),

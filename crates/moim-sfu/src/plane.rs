@@ -214,10 +214,9 @@ impl MediaPlane {
     /// Waits while the shard's command queue is full: a command is never
     /// dropped, so the room and its shard never disagree.
     pub async fn send(&self, room: RoomKey, cmd: Command) {
-        let shard = &self.shards[(room as usize) % self.shards.len()];
+        let shard = &self.shards[(room.0 as usize) % self.shards.len()];
         if shard.command(ShardCommand::Room(cmd)).await.is_err() {
-            warn!(
-                room,
+            warn!(%room,
                 "a media shard has stopped; the command is lost with it"
             );
         }

@@ -152,7 +152,7 @@ impl Shard {
                 // hear of it, once per PeerConnection.
                 peer.dtls_warned = true;
                 warn!(
-                    peer = key, identity = %peer.spec.identity, %source,
+                    peer = %key, identity = %peer.spec.identity, %source,
                     "the DTLS handshake with this client failed ({e}), so it gets no media. \
                      moim takes ECDSA and RSA certificates over DTLS 1.2 with ECDHE AES \
                      cipher suites and SRTP AES-GCM or AES128_CM_SHA1_80; a client that \
@@ -161,7 +161,7 @@ impl Shard {
                      OpenSSL's reason"
                 );
             } else {
-                debug!(peer = key, %source, "packet rejected: {e}");
+                debug!(peer = %key, %source, "packet rejected: {e}");
             }
             return;
         }
@@ -195,7 +195,7 @@ impl Shard {
                 }
                 Ok(Output::Event(e)) => self.on_event(key, e),
                 Err(e) => {
-                    warn!(peer = key, "peer connection failed and is closed: {e}");
+                    warn!(peer = %key, "peer connection failed and is closed: {e}");
                     self.close_peer(key, true);
                     return;
                 }
@@ -279,7 +279,7 @@ impl Shard {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     match Candidate::from_sdp_string(&candidate) {
                         Ok(c) => p.rtc.add_remote_candidate(c),
-                        Err(e) => debug!(peer, "ignoring unparseable ICE candidate: {e}"),
+                        Err(e) => debug!(%peer, "ignoring unparseable ICE candidate: {e}"),
                     }
                     self.dirty.push(peer);
                 }
@@ -381,8 +381,8 @@ impl Shard {
     fn build_peer(&mut self, spec: PeerSpec) {
         let Some(events) = self.room_events.get(&spec.room).cloned() else {
             warn!(
-                peer = spec.peer,
-                room = spec.room,
+                peer = %spec.peer,
+                room = %spec.room,
                 "a peer was added to a room the shard was not told of; it is ignored"
             );
             return;
@@ -479,7 +479,7 @@ impl Shard {
         shrink_when_sparse(&mut self.rooms);
         shrink_when_sparse(&mut self.tracks);
         shrink_when_sparse(&mut *self.ctx.ufrag_routes.write());
-        debug!(peer = key, "peer closed");
+        debug!(peer = %key, "peer closed");
     }
 }
 

@@ -400,18 +400,18 @@ fn request_layer_keyframe(
         .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
     let Some(ssrc) = track.layer_ssrc[layer] else {
         tracing::debug!(
-            track = track.key,
+            track = %track.key,
             layer,
             "keyframe wanted, but the layer has sent nothing yet"
         );
         return;
     };
     if recent {
-        tracing::debug!(track = track.key, layer, "keyframe wanted, rate-limited");
+        tracing::debug!(track = %track.key, layer, "keyframe wanted, rate-limited");
         return;
     }
     if let Some(rx) = publisher.rtc.direct_api().stream_rx(&ssrc) {
-        tracing::debug!(track = track.key, layer, "keyframe requested (PLI)");
+        tracing::debug!(track = %track.key, layer, "keyframe requested (PLI)");
         rx.request_keyframe(KeyframeRequestKind::Pli);
         track.last_keyframe_request[layer] = Some(now);
         publisher.queue_drive(dirty);

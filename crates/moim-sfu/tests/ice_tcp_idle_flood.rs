@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moim_sfu::{
-    Command, IceTcpLimits, MediaConfig, MediaEvent, MediaPlane, PeerEvent, PeerRole, PeerSpec,
-    TrackKind,
+    Command, IceTcpLimits, MediaConfig, MediaEvent, MediaPlane, PeerEvent, PeerKey, PeerRole,
+    PeerSpec, RoomKey, TrackKey, TrackKind,
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -23,10 +23,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-const ROOM: u64 = 1;
-const PUBLISHER: u64 = 11;
-const SUBSCRIBER: u64 = 12;
-const TRACK: u64 = 21;
+const ROOM: RoomKey = RoomKey(1);
+const PUBLISHER: PeerKey = PeerKey(11);
+const SUBSCRIBER: PeerKey = PeerKey(12);
+const TRACK: TrackKey = TrackKey(21);
 /// Everything a test waits for is bounded by this.
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -70,7 +70,7 @@ async fn open_room(plane: &MediaPlane) -> [UnboundedReceiver<MediaEvent>; 2] {
     [publisher_rx, subscriber_rx]
 }
 
-async fn add_peer(plane: &MediaPlane, peer: u64, role: PeerRole) {
+async fn add_peer(plane: &MediaPlane, peer: PeerKey, role: PeerRole) {
     plane
         .send(
             ROOM,
@@ -91,7 +91,7 @@ async fn add_peer(plane: &MediaPlane, peer: u64, role: PeerRole) {
 /// Like a browser, it connects when ICE first sends and writes that STUN
 /// request at once.
 struct Client {
-    key: u64,
+    key: PeerKey,
     rtc: Rtc,
     local: SocketAddr,
     socket: Option<TcpSocket>,
@@ -109,7 +109,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(key: u64, server: UnboundedReceiver<MediaEvent>) -> Self {
+    fn new(key: PeerKey, server: UnboundedReceiver<MediaEvent>) -> Self {
         let socket = TcpSocket::new_v4().expect("socket");
         socket.bind((Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
         let local = socket.local_addr().expect("local addr");

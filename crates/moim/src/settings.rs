@@ -19,6 +19,8 @@ pub struct FileSettings {
     pub bind: Option<IpAddr>,
     pub port: Option<u16>,
     pub node_ip: Option<IpAddr>,
+    /// This node's id among its peers; random per process when unset.
+    pub node_id: Option<String>,
     #[serde(default)]
     pub rtc: RtcSettings,
     #[serde(default)]
@@ -119,10 +121,25 @@ pub enum SettingsError {
     StunServer(String),
     #[error("{0}")]
     Webhook(String),
+    #[error("{origin} is {value:?}: a node id is 1 to 64 letters, digits, '-', '_' or '.'")]
+    NodeId { origin: &'static str, value: String },
     #[error("no API keys configured. Use --dev, set keys in the config file ([keys] mykey = \"secret\"), or MOIM_KEYS=\"mykey: secret\"")]
     NoKeys,
     #[error("API secret for key \"{0}\" is shorter than 32 characters; use a long random secret (only --dev may use short ones)")]
     WeakSecret(String),
+}
+
+/// Node ids show up in logs, metrics and (in a cluster) Redis keys, so
+/// they stay short and plain.
+fn checked_node_id(value: &str, origin: &'static str) -> Result<String, SettingsError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if value.is_empty() || value.len() > 64 || !value.chars().all(plain) {
+        return Err(SettingsError::NodeId {
+            origin,
+            value: value.to_string(),
+        });
+    }
+    Ok(value.to_string())
 }
 
 pub fn load_file(path: &Path) -> Result<FileSettings, SettingsError> {
@@ -211,6 +228,9 @@ pub fn resolve(
         c.port = v;
     }
     c.node_ip = file.node_ip.or(c.node_ip);
+    if let Some(v) = &file.node_id {
+        c.node_id = checked_node_id(v, "node_id in the config file")?;
+    }
     if let Some(v) = file.rtc.udp_port {
         c.rtc_udp_port = v;
     }
@@ -286,6 +306,9 @@ pub fn resolve(
     }
     if let Some(v) = env_parse(env, "MOIM_RTC_TCP_PORT")? {
         c.rtc_tcp_port = v;
+    }
+    if let Some(v) = env("MOIM_NODE_ID") {
+        c.node_id = checked_node_id(&v, "MOIM_NODE_ID")?;
     }
     if let Some(v) = env_parse::<IpAddr>(env, "MOIM_NODE_IP")? {
         c.node_ip = Some(v);
@@ -429,6 +452,29 @@ mod tests {
         assert_eq!(c.rtc_udp_port, 7882);
         assert_eq!(c.rtc_tcp_port, 7881);
         assert_eq!(c.keys.secret("devkey"), Some("secret"));
+    }
+
+    #[test]
+    fn a_node_id_comes_from_the_file_or_the_environment_and_is_unique_otherwise() {
+        let dev = || FlagSettings {
+            dev: true,
+            ..Default::default()
+        };
+        let a = resolve(FileSettings::default(), &no_env, dev()).expect("config");
+        let b = resolve(FileSettings::default(), &no_env, dev()).expect("config");
+        assert!(a.node_id.starts_with("ND_"));
+        assert_ne!(a.node_id, b.node_id, "two processes never share a node id");
+
+        let file: FileSettings = toml::from_str("node_id = \"eu-1\"\n").expect("toml");
+        let c = resolve(file, &no_env, dev()).expect("config");
+        assert_eq!(c.node_id, "eu-1");
+        let env = |n: &str| (n == "MOIM_NODE_ID").then(|| "eu-2".to_string());
+        let c = resolve(FileSettings::default(), &env, dev()).expect("config");
+        assert_eq!(c.node_id, "eu-2");
+
+        let env = |n: &str| (n == "MOIM_NODE_ID").then(|| "eu 3/x".to_string());
+        let e = resolve(FileSettings::default(), &env, dev()).expect_err("refused");
+        assert!(e.to_string().contains("MOIM_NODE_ID"), "{e}");
     }
 
     #[test]

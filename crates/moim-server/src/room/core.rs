@@ -27,6 +27,8 @@ pub struct RoomConfig {
     pub max_participants: u32,
     /// Whether to build webhook events at all.
     pub webhooks: bool,
+    /// The server's node id, told to clients in `ServerInfo`.
+    pub node_id: String,
 }
 
 pub struct RoomCore {

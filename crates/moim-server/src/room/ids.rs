@@ -23,13 +23,13 @@ pub struct PlaneIds(pub Arc<MediaPlane>);
 
 impl Ids for PlaneIds {
     fn room_key(&mut self) -> RoomKey {
-        self.0.next_key()
+        RoomKey(self.0.next_key())
     }
     fn peer_key(&mut self) -> PeerKey {
-        self.0.next_key()
+        PeerKey(self.0.next_key())
     }
     fn track_key(&mut self) -> TrackKey {
-        self.0.next_key()
+        TrackKey(self.0.next_key())
     }
     fn participant_key(&mut self) -> ParticipantKey {
         ParticipantKey(self.0.next_key())
@@ -58,13 +58,13 @@ impl SequentialIds {
 
 impl Ids for SequentialIds {
     fn room_key(&mut self) -> RoomKey {
-        self.next()
+        RoomKey(self.next())
     }
     fn peer_key(&mut self) -> PeerKey {
-        self.next()
+        PeerKey(self.next())
     }
     fn track_key(&mut self) -> TrackKey {
-        self.next()
+        TrackKey(self.next())
     }
     fn participant_key(&mut self) -> ParticipantKey {
         ParticipantKey(self.next())

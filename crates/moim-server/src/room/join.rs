@@ -162,7 +162,7 @@ impl RoomCore {
             participant: Some(participant.info()),
             other_participants: others,
             server_version: LIVEKIT_COMPATIBLE_VERSION.into(),
-            server_info: Some(server_info()),
+            server_info: Some(server_info(&self.config.node_id)),
             ice_servers: params.ice_servers.clone(),
             subscriber_primary: !params.single_pc && claims.video.can_subscribe(),
             ping_interval: 5,
@@ -216,7 +216,7 @@ impl RoomCore {
             self.out.tell(
                 p,
                 Resp::Reconnect(lk::ReconnectResponse {
-                    server_info: Some(server_info()),
+                    server_info: Some(server_info(&self.config.node_id)),
                     ice_servers,
                     ..Default::default()
                 }),

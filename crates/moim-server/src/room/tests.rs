@@ -30,6 +30,7 @@ impl Story {
             departure_timeout: DEPARTURE_TIMEOUT,
             max_participants: 0,
             webhooks: true,
+            node_id: "ND_test".into(),
         };
         let room = RoomCore::new(
             "standup".into(),

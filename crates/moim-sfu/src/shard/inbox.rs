@@ -178,6 +178,7 @@ impl ShardInbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::RoomKey;
 
     fn datagram(n: u8) -> ShardInput {
         ShardInput::Datagram {
@@ -197,14 +198,16 @@ mod tests {
         assert_eq!(counters.datagrams_dropped.load(Ordering::Relaxed), 100);
         for room in 0..100 {
             handle
-                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .command(ShardCommand::Room(Command::CloseRoom {
+                    room: RoomKey(room),
+                }))
                 .await
                 .expect("shard is there");
         }
         let rooms: Vec<u64> = inbox
             .commands()
             .map(|c| match c {
-                ShardCommand::Room(Command::CloseRoom { room }) => room,
+                ShardCommand::Room(Command::CloseRoom { room }) => room.0,
                 _ => u64::MAX,
             })
             .collect();
@@ -216,11 +219,15 @@ mod tests {
         let (handle, mut inbox) = shard_queues(None, Arc::default());
         for room in 0..COMMAND_QUEUE as u64 {
             handle
-                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .command(ShardCommand::Room(Command::CloseRoom {
+                    room: RoomKey(room),
+                }))
                 .await
                 .expect("shard is there");
         }
-        let blocked = handle.command(ShardCommand::Room(Command::CloseRoom { room: 9999 }));
+        let blocked = handle.command(ShardCommand::Room(Command::CloseRoom {
+            room: RoomKey(9999),
+        }));
         tokio::pin!(blocked);
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut blocked).await;
         assert!(waited.is_err(), "a full queue makes the sender wait");
@@ -234,7 +241,9 @@ mod tests {
         let (handle, mut inbox) = shard_queues(None, Arc::default());
         for room in 0..10 {
             handle
-                .command(ShardCommand::Room(Command::CloseRoom { room }))
+                .command(ShardCommand::Room(Command::CloseRoom {
+                    room: RoomKey(room),
+                }))
                 .await
                 .expect("shard is there");
         }
@@ -247,7 +256,7 @@ mod tests {
         assert_eq!(inbox.commands().count(), 10);
         // Taken: the next command wakes the shard again.
         handle
-            .command(ShardCommand::Room(Command::CloseRoom { room: 10 }))
+            .command(ShardCommand::Room(Command::CloseRoom { room: RoomKey(10) }))
             .await
             .expect("shard is there");
         assert_eq!(inbox.datagrams.try_iter().count(), 1);

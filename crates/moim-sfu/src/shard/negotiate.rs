@@ -51,7 +51,7 @@ impl Shard {
                 }
             }
             Err(reason) => {
-                warn!(peer = key, "{reason}");
+                warn!(peer = %key, "{reason}");
                 peer.emit(PeerEvent::NegotiationFailed(reason));
             }
         }
@@ -79,7 +79,7 @@ impl Shard {
                 }
             }
             Err(reason) => {
-                warn!(peer = key, "{reason}");
+                warn!(peer = %key, "{reason}");
                 peer.emit(PeerEvent::NegotiationFailed(reason));
             }
         }

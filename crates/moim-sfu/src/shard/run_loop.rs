@@ -131,7 +131,7 @@ impl Shard {
             }
             peer.next_timeout = None;
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                debug!(peer = key, "timeout handling failed: {e}");
+                debug!(peer = %key, "timeout handling failed: {e}");
             }
             self.drive(key);
         }

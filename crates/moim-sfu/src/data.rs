@@ -7,7 +7,7 @@ use str0m::channel::ChannelData;
 use tracing::debug;
 
 use crate::api::{PeerKey, RoomKey};
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardIo};
 
 /// Packets held for a participant whose data channel is not open yet.
 const MAX_PENDING_DATA: usize = 64;
@@ -15,7 +15,7 @@ const MAX_PENDING_DATA: usize = 64;
 /// LiveKit refuses data messages above this size; so does moim.
 pub const MAX_DATA_PACKET: usize = 64 * 1024;
 
-impl Shard {
+impl<Io: ShardIo> Shard<Io> {
     pub(crate) fn on_data(&mut self, from: PeerKey, data: ChannelData) {
         let Some(sender) = self.peers.get(&from) else {
             return;
@@ -112,7 +112,7 @@ impl Shard {
     }
 }
 
-impl Shard {
+impl<Io: ShardIo> Shard<Io> {
     /// A receiving channel opened: deliver what waited for it.
     pub(crate) fn flush_pending_data(&mut self, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::bounded;
 use parking_lot::RwLock;
@@ -17,7 +18,7 @@ use crate::ice_tcp::{self, IceTcpCounts, IceTcpLimits};
 use crate::latency::{LatencySnapshot, PassLatency};
 use crate::shard::{
     shard_queues, PlaneCounters, Shard, ShardCommand, ShardContext, ShardGauges, ShardHandle,
-    DATAGRAM_QUEUE,
+    SocketIo, DATAGRAM_QUEUE,
 };
 
 #[derive(Debug, Clone)]
@@ -122,18 +123,18 @@ impl MediaPlane {
         let latencies: Vec<Arc<PassLatency>> = (0..n).map(|_| Arc::default()).collect();
         let gauges: Vec<Arc<ShardGauges>> = (0..n).map(|_| Arc::default()).collect();
         for (index, (_, inbox)) in queues.into_iter().enumerate() {
+            let io_parts = (socket.clone(), routes.clone());
             let ctx = ShardContext {
                 index,
-                socket: socket.clone(),
                 udp_candidate: SocketAddr::new(config.announce_ip, udp_addr.port()),
                 tcp_candidate: tcp_addr.map(|a| SocketAddr::new(config.announce_ip, a.port())),
-                ufrag_routes: routes.clone(),
                 recycle: recycle_tx.clone(),
                 latency: latencies[index].clone(),
                 counters: counters.clone(),
                 gauges: gauges[index].clone(),
             };
-            // The reader's batch holds raw pointers; it is built on its thread.
+            // Send and receive batches hold raw pointers; they are built on
+            // their thread.
             let reader_parts = match (index, recycle_rx.take()) {
                 (0, Some(recycle)) => {
                     Some((socket.clone(), routes.clone(), shards.clone(), recycle))
@@ -152,7 +153,8 @@ impl MediaPlane {
                             recycle,
                         )
                     });
-                    Shard::new(ctx).run(inbox, reader)
+                    let io = SocketIo::new(index, io_parts.0, io_parts.1);
+                    Shard::new(ctx, io, Instant::now()).run(inbox, reader)
                 })
                 .map_err(MediaError::Thread)?;
         }

@@ -4,13 +4,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
-use parking_lot::RwLock;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,11 +21,15 @@ use crate::peer::{ExpectedTrack, Peer};
 use crate::rtc_factory::RtcFactory;
 use crate::stun;
 use crate::track::Track;
-use crate::udp_batch::SendBatch;
 
 mod inbox;
+mod io;
 mod negotiate;
 mod run_loop;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use io::{ShardIo, SocketIo};
 
 pub(crate) use inbox::{
     shard_queues, PlaneCounters, ShardCommand, ShardGauges, ShardHandle, ShardInbox, ShardInput,
@@ -36,33 +39,32 @@ pub(crate) use inbox::{
 /// What every shard shares with the socket threads.
 pub(crate) struct ShardContext {
     pub index: usize,
-    pub socket: Arc<UdpSocket>,
     /// The candidate addresses clients are told (the announced IP).
     pub udp_candidate: SocketAddr,
     pub tcp_candidate: Option<SocketAddr>,
-    /// ufrag → shard, read by the socket threads for STUN from new addresses.
-    pub ufrag_routes: Arc<RwLock<HashMap<String, usize>>>,
     pub recycle: Sender<Vec<u8>>,
     pub latency: Arc<PassLatency>,
     pub counters: Arc<PlaneCounters>,
     pub gauges: Arc<ShardGauges>,
 }
 
-pub(crate) struct Shard {
+/// A media shard's state and decisions. What it sends and which ufrags it
+/// owns go to `io`; the time comes with every input (`now`).
+pub(crate) struct Shard<Io = SocketIo> {
     pub ctx: ShardContext,
+    pub io: Io,
+    /// The time of the input being handled.
+    pub now: Instant,
     pub peers: HashMap<PeerKey, Peer>,
     /// `/rtc` publisher PeerConnections that the client has not used yet. A
     /// participant who only watches never offers on it, so building its
     /// `Rtc` waits for the first offer, candidate or announced track.
     dormant: HashMap<PeerKey, PeerSpec>,
     factory: RtcFactory,
-    /// UDP datagrams produced by this pass of the loop, sent together.
-    outbox: SendBatch,
     /// When this pass read its first datagram (see `latency.rs`).
     first_read: Option<Instant>,
     by_ufrag: HashMap<String, PeerKey>,
     by_addr: HashMap<(Protocol, SocketAddr), PeerKey>,
-    tcp_writers: HashMap<SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>,
     pub tracks: HashMap<TrackKey, Track>,
     pub rooms: HashMap<RoomKey, Vec<PeerKey>>,
     /// Each open room's event channel, for the peers it adds.
@@ -72,19 +74,19 @@ pub(crate) struct Shard {
     pub dirty: Vec<PeerKey>,
 }
 
-impl Shard {
-    pub fn new(ctx: ShardContext) -> Self {
+impl<Io: ShardIo> Shard<Io> {
+    pub fn new(ctx: ShardContext, io: Io, now: Instant) -> Self {
         let factory = RtcFactory::new(ctx.udp_candidate, ctx.tcp_candidate);
         Self {
             ctx,
+            io,
+            now,
             peers: HashMap::new(),
             dormant: HashMap::new(),
             factory,
-            outbox: SendBatch::new(),
             first_read: None,
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
-            tcp_writers: HashMap::new(),
             tracks: HashMap::new(),
             rooms: HashMap::new(),
             room_events: HashMap::new(),
@@ -93,7 +95,7 @@ impl Shard {
         }
     }
 
-    fn handle(&mut self, input: ShardInput) {
+    pub(crate) fn handle(&mut self, input: ShardInput) {
         match input {
             ShardInput::Datagram { at, source, buf } => {
                 self.receive(Protocol::Udp, at, source, &buf);
@@ -106,26 +108,24 @@ impl Shard {
         }
     }
 
-    fn handle_command(&mut self, command: ShardCommand) {
+    /// A room's command, carried out at `now`.
+    pub(crate) fn command_at(&mut self, now: Instant, cmd: Command) {
+        self.now = now;
         self.ctx.counters.commands.fetch_add(1, Ordering::Relaxed);
-        match command {
-            ShardCommand::Room(cmd) => self.command(cmd),
-            ShardCommand::TcpOpen { remote, writer } => {
-                self.tcp_writers.insert(remote, writer);
-            }
-            ShardCommand::TcpClosed { remote } => {
-                self.tcp_writers.remove(&remote);
-                shrink_when_sparse(&mut self.tcp_writers);
-                if let Some(key) = self.by_addr.remove(&(Protocol::Tcp, remote)) {
-                    if let Some(p) = self.peers.get_mut(&key) {
-                        p.addrs.retain(|a| *a != (Protocol::Tcp, remote));
-                    }
-                }
+        self.command(cmd);
+    }
+
+    /// An ICE-TCP connection ended: packets from it are no longer anyone's.
+    pub(crate) fn tcp_closed(&mut self, remote: SocketAddr) {
+        if let Some(key) = self.by_addr.remove(&(Protocol::Tcp, remote)) {
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.addrs.retain(|a| *a != (Protocol::Tcp, remote));
             }
         }
     }
 
-    fn receive(&mut self, proto: Protocol, at: Instant, source: SocketAddr, buf: &[u8]) {
+    pub(crate) fn receive(&mut self, proto: Protocol, at: Instant, source: SocketAddr, buf: &[u8]) {
+        self.now = at;
         self.first_read.get_or_insert(at);
         let from_stun = stun::local_ufrag(buf).and_then(|u| self.by_ufrag.get(u).copied());
         let Some(key) = from_stun.or_else(|| self.by_addr.get(&(proto, source)).copied()) else {
@@ -191,7 +191,8 @@ impl Shard {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
-                    self.transmit(t.proto, t.destination, Vec::from(t.contents))
+                    self.io
+                        .transmit(t.proto, t.destination, Vec::from(t.contents))
                 }
                 Ok(Output::Event(e)) => self.on_event(key, e),
                 Err(e) => {
@@ -199,22 +200,6 @@ impl Shard {
                     self.close_peer(key, true);
                     return;
                 }
-            }
-        }
-    }
-
-    fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: Vec<u8>) {
-        match proto {
-            Protocol::Udp => self.outbox.push(&self.ctx.socket, contents, destination),
-            _ => {
-                let Some(writer) = self.tcp_writers.get(&destination) else {
-                    return;
-                };
-                // RFC 4571: a 16-bit length before each packet.
-                let mut framed = Vec::with_capacity(contents.len() + 2);
-                framed.extend_from_slice(&(contents.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&contents);
-                let _ = writer.try_send(framed);
             }
         }
     }
@@ -387,7 +372,7 @@ impl Shard {
             );
             return;
         };
-        let rtc = self.factory.build(spec.role, Instant::now());
+        let rtc = self.factory.build(spec.role, self.now);
         let key = spec.peer;
         let role = spec.role;
         self.rooms.entry(spec.room).or_default().push(key);
@@ -415,13 +400,11 @@ impl Shard {
             return;
         }
         let old = std::mem::replace(&mut peer.local_ufrag, ufrag.clone());
-        let mut routes = self.ctx.ufrag_routes.write();
         if !old.is_empty() {
-            routes.remove(&old);
+            self.io.route_ufrag(&old, false);
             self.by_ufrag.remove(&old);
         }
-        routes.insert(ufrag.clone(), self.ctx.index);
-        drop(routes);
+        self.io.route_ufrag(&ufrag, true);
         self.by_ufrag.insert(ufrag, key);
     }
 
@@ -436,7 +419,9 @@ impl Shard {
         }
         for sub in track.subs {
             self.remember_stream(&sub);
-            self.unsubscribe(sub.peer, track_key);
+            if let Some(peer) = sub.peer() {
+                self.unsubscribe(peer, track_key);
+            }
         }
     }
 
@@ -450,7 +435,7 @@ impl Shard {
             peer.emit(PeerEvent::Closed);
         }
         self.by_ufrag.remove(&peer.local_ufrag);
-        self.ctx.ufrag_routes.write().remove(&peer.local_ufrag);
+        self.io.route_ufrag(&peer.local_ufrag, false);
         for a in &peer.addrs {
             self.by_addr.remove(a);
         }
@@ -470,7 +455,7 @@ impl Shard {
             self.remove_track(t);
         }
         for t in self.tracks.values_mut() {
-            t.subs.retain(|s| s.peer != key);
+            t.subs.retain(|s| s.peer() != Some(key));
         }
         shrink_when_sparse(&mut self.peers);
         shrink_when_sparse(&mut self.dormant);
@@ -478,7 +463,6 @@ impl Shard {
         shrink_when_sparse(&mut self.by_addr);
         shrink_when_sparse(&mut self.rooms);
         shrink_when_sparse(&mut self.tracks);
-        shrink_when_sparse(&mut *self.ctx.ufrag_routes.write());
         debug!(peer = %key, "peer closed");
     }
 }

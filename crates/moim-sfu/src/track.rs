@@ -14,13 +14,20 @@ use crate::codec::{starts_keyframe, VideoCodec};
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardIo};
 
 /// Keyframe requests to a publisher, at most this often per layer.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 
+/// Where a subscription's packets go. Today a subscriber's PeerConnection;
+/// a recorder will be another target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubscriberTarget {
+    Peer(PeerKey),
+}
+
 pub(crate) struct Subscription {
-    pub peer: PeerKey,
+    pub target: SubscriberTarget,
     pub mid: Option<Mid>,
     pub fwd: Forwarder,
     /// Publisher payload type → this subscriber's payload type.
@@ -34,12 +41,19 @@ pub(crate) struct Subscription {
 impl Subscription {
     pub fn new(peer: PeerKey) -> Self {
         Self {
-            peer,
+            target: SubscriberTarget::Peer(peer),
             mid: None,
             fwd: Forwarder::new(),
             pt_map: None,
             warned_unsendable: false,
             strip_trailer: false,
+        }
+    }
+
+    /// The PeerConnection this subscription feeds, if it feeds one.
+    pub fn peer(&self) -> Option<PeerKey> {
+        match self.target {
+            SubscriberTarget::Peer(p) => Some(p),
         }
     }
 }
@@ -112,7 +126,7 @@ impl Track {
     }
 
     pub fn subscription_mut(&mut self, peer: PeerKey) -> Option<&mut Subscription> {
-        self.subs.iter_mut().find(|s| s.peer == peer)
+        self.subs.iter_mut().find(|s| s.peer() == Some(peer))
     }
 }
 
@@ -139,7 +153,7 @@ fn video_codec(codec: Codec) -> VideoCodec {
     }
 }
 
-impl Shard {
+impl<Io: ShardIo> Shard<Io> {
     /// One publisher packet out to every subscriber that should get it.
     pub(crate) fn forward(&mut self, from: PeerKey, mut pkt: RtpPacket) {
         let Shard {
@@ -273,7 +287,10 @@ impl Shard {
             };
             if let Verdict::Forward { seq, timestamp } = sub.fwd.on_packet(input, &track.book, now)
             {
-                let Some(subscriber) = peers.get_mut(&sub.peer) else {
+                let subscriber = match sub.target {
+                    SubscriberTarget::Peer(p) => peers.get_mut(&p),
+                };
+                let Some(subscriber) = subscriber else {
                     continue;
                 };
                 let out_pt = match sub.pt_map {
@@ -359,6 +376,7 @@ impl Shard {
             peers,
             tracks,
             dirty,
+            now,
             ..
         } = self;
         let Some(track) = tracks.get_mut(&track_key) else {
@@ -370,7 +388,7 @@ impl Shard {
         let Some(publisher) = peers.get_mut(&track.publisher) else {
             return;
         };
-        let now = Instant::now();
+        let now = *now;
         let mut layers = [false; MAX_LAYERS];
         for sub in &track.subs {
             if let Some(l) = sub

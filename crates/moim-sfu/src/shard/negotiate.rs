@@ -3,13 +3,13 @@
 
 use tracing::warn;
 
-use super::Shard;
+use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, PeerRole, TrackKey};
 use crate::codec::VideoCodec;
 use crate::peer::{Answered, SectionLabel};
 use crate::track::Subscription;
 
-impl Shard {
+impl<Io: ShardIo> Shard<Io> {
     pub(super) fn on_offer(&mut self, key: PeerKey, sdp: &str, id: u32) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
@@ -137,7 +137,7 @@ impl Shard {
 
     pub(super) fn unsubscribe(&mut self, key: PeerKey, track_key: TrackKey) {
         if let Some(track) = self.tracks.get_mut(&track_key) {
-            if let Some(i) = track.subs.iter().position(|s| s.peer == key) {
+            if let Some(i) = track.subs.iter().position(|s| s.peer() == Some(key)) {
                 let sub = track.subs.remove(i);
                 self.remember_stream(&sub);
             }
@@ -172,9 +172,9 @@ impl Shard {
             return;
         };
         // Only `/rtc/v1` reuses sections; a dual-PC subscriber's are stopped.
-        if let Some(peer) = self
-            .peers
-            .get_mut(&sub.peer)
+        if let Some(peer) = sub
+            .peer()
+            .and_then(|key| self.peers.get_mut(&key))
             .filter(|p| p.spec.role == PeerRole::Single)
         {
             peer.left_streams.insert(mid, position);

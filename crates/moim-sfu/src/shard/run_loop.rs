@@ -13,13 +13,14 @@ use str0m::net::Protocol;
 use str0m::Input;
 use tracing::{debug, info};
 
-use super::{Shard, ShardInbox};
+use super::{Shard, ShardCommand, ShardInbox, ShardIo, SocketIo};
 use crate::demux::{ReadOutcome, SocketReader};
 
 /// Queued inputs handled per pass before timers and sends get a turn.
 const INPUTS_PER_PASS: usize = 256;
 
-impl Shard {
+/// The running shard: its inbox and the media socket drive it.
+impl Shard<SocketIo> {
     pub fn run(self, inputs: ShardInbox, reader: Option<SocketReader>) {
         let index = self.ctx.index;
         match reader {
@@ -49,7 +50,7 @@ impl Shard {
             let deadline = if more && !inputs.datagrams.is_empty() {
                 Some(Instant::now())
             } else {
-                self.timers.peek().map(|Reverse((t, _))| *t)
+                self.poll_timeout()
             };
             let outcome = reader.read(deadline, |at, source, bytes| {
                 self.receive(Protocol::Udp, at, source, bytes)
@@ -67,7 +68,7 @@ impl Shard {
                 return;
             }
             self.take_commands(&mut inputs);
-            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            let next = self.poll_timeout();
             let input = match next {
                 Some(deadline) => inputs.datagrams.recv_deadline(deadline),
                 None => inputs
@@ -94,7 +95,14 @@ impl Shard {
 
     fn take_commands(&mut self, inputs: &mut ShardInbox) {
         for command in inputs.commands() {
-            self.handle_command(command);
+            match command {
+                ShardCommand::Room(cmd) => self.command_at(Instant::now(), cmd),
+                ShardCommand::TcpOpen { remote, writer } => self.io.tcp_open(remote, writer),
+                ShardCommand::TcpClosed { remote } => {
+                    self.io.tcp_closed(remote);
+                    self.tcp_closed(remote);
+                }
+            }
         }
     }
 
@@ -109,15 +117,25 @@ impl Shard {
             .store(self.room_events.len(), Ordering::Relaxed);
         self.fire_timers(Instant::now());
         self.flush_dirty();
-        self.outbox.flush(&self.ctx.socket);
+        self.io.flush();
         if let Some(first) = self.first_read.take() {
             self.ctx
                 .latency
                 .record(Instant::now().saturating_duration_since(first));
         }
     }
+}
 
-    fn fire_timers(&mut self, now: Instant) {
+/// Time, for a shard core driven by a test as much as by its loop.
+impl<Io: ShardIo> Shard<Io> {
+    /// When the next peer timer is due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Fires the peers' timers that are due at `now`.
+    pub(crate) fn fire_timers(&mut self, now: Instant) {
+        self.now = now;
         while let Some(Reverse((t, key))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -137,7 +155,8 @@ impl Shard {
         }
     }
 
-    fn flush_dirty(&mut self) {
+    /// Polls every peer that was written to since the last call.
+    pub(crate) fn flush_dirty(&mut self) {
         while let Some(key) = self.dirty.pop() {
             if let Some(p) = self.peers.get_mut(&key) {
                 p.drive_dequeued();

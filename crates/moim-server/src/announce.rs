@@ -9,6 +9,8 @@ use moim_turn::proto::message::{attr, method, Class, Message, MessageBuilder};
 use rand::RngCore;
 use tracing::{info, warn};
 
+use crate::config::ServerConfig;
+
 /// How the announced address was chosen, for the start-up log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnnounceSource {
@@ -37,6 +39,39 @@ pub enum DiscoveryError {
     NoServers,
     #[error("no STUN server answered ({0}). Check that outbound UDP to them is allowed, or set --node-ip to the public IP")]
     NoAnswer(String),
+    #[error("the STUN discovery task failed: {0}")]
+    Task(String),
+}
+
+/// Decides the address written into ICE candidates, in this order: the
+/// configured `node_ip`; with `use_external_ip`, what STUN servers see; when
+/// bound to every interface, the default route's interface (or loopback
+/// when there is none); otherwise the bound address. Sets
+/// `config.node_ip` to what it found, and says how it chose.
+pub async fn choose(config: &mut ServerConfig) -> Result<AnnounceSource, DiscoveryError> {
+    if config.node_ip.is_some() {
+        return Ok(AnnounceSource::NodeIp);
+    }
+    if config.use_external_ip {
+        let servers = config.stun_servers.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            discover_external_ip(&servers, Duration::from_secs(2))
+        })
+        .await
+        .map_err(|e| DiscoveryError::Task(e.to_string()))??;
+        config.node_ip = Some(found);
+        return Ok(AnnounceSource::Stun);
+    }
+    if !config.bind.is_unspecified() {
+        return Ok(AnnounceSource::Bind);
+    }
+    Ok(match default_route_ip() {
+        Some(ip) => {
+            config.node_ip = Some(ip);
+            AnnounceSource::Interface
+        }
+        None => AnnounceSource::Loopback,
+    })
 }
 
 /// Asks STUN servers which address this host's traffic comes from (RFC 8489

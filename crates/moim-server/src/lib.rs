@@ -92,28 +92,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(mut config: ServerConfig) -> Result<Self, ServeError> {
-        let source = if config.node_ip.is_some() {
-            announce::AnnounceSource::NodeIp
-        } else if config.use_external_ip {
-            let servers = config.stun_servers.clone();
-            let found = tokio::task::spawn_blocking(move || {
-                announce::discover_external_ip(&servers, std::time::Duration::from_secs(2))
-            })
-            .await
-            .map_err(|e| ServeError::Serve(std::io::Error::other(e)))?;
-            config.node_ip = Some(found?);
-            announce::AnnounceSource::Stun
-        } else if config.bind.is_unspecified() {
-            match announce::default_route_ip() {
-                Some(ip) => {
-                    config.node_ip = Some(ip);
-                    announce::AnnounceSource::Interface
-                }
-                None => announce::AnnounceSource::Loopback,
-            }
-        } else {
-            announce::AnnounceSource::Bind
-        };
+        let source = announce::choose(&mut config).await?;
         announce::check_and_report(config.announce_ip(), source, config.bind);
         let config = Arc::new(config);
         let media = MediaPlane::start(MediaConfig {

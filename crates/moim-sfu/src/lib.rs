@@ -21,6 +21,7 @@ pub mod rtc_factory;
 pub mod sdp_munge;
 mod send_codec;
 mod shard;
+pub mod shard_core;
 pub mod stun;
 mod track;
 mod udp_batch;

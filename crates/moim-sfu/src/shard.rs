@@ -29,7 +29,8 @@ mod run_loop;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use io::{ShardIo, SocketIo};
+pub use io::ShardIo;
+pub(crate) use io::SocketIo;
 
 pub(crate) use inbox::{
     shard_queues, PlaneCounters, ShardCommand, ShardGauges, ShardHandle, ShardInbox, ShardInput,
@@ -106,6 +107,10 @@ impl<Io: ShardIo> Shard<Io> {
             }
             ShardInput::Wake => {}
         }
+    }
+
+    pub(crate) fn peer_count(&self) -> usize {
+        self.peers.len() + self.dormant.len()
     }
 
     /// A room's command, carried out at `now`.

@@ -13,7 +13,7 @@ use str0m::net::Protocol;
 
 use crate::udp_batch::SendBatch;
 
-pub(crate) trait ShardIo {
+pub trait ShardIo {
     /// A packet for a client: a UDP datagram, or one ICE-TCP frame.
     fn transmit(&mut self, proto: Protocol, destination: SocketAddr, contents: Vec<u8>);
     /// Packets whose STUN names `ufrag` are for this shard (`true`), or no

@@ -109,9 +109,7 @@ impl Shard<SocketIo> {
     /// Fires due timers, polls the peers written to, sends what they produced.
     fn end_pass(&mut self) {
         let gauges = &self.ctx.gauges;
-        gauges
-            .peers
-            .store(self.peers.len() + self.dormant.len(), Ordering::Relaxed);
+        gauges.peers.store(self.peer_count(), Ordering::Relaxed);
         gauges
             .rooms
             .store(self.room_events.len(), Ordering::Relaxed);

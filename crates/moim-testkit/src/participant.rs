@@ -1,0 +1,213 @@
+//! A LiveKit participant as the simulation plays it: two str0m
+//! PeerConnections (`/rtc`: one to publish, one to receive) and just enough
+//! of the signal protocol to publish a microphone and hear others.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Message as Resp};
+use moim_server::room::{ConnectionId, ParticipantKey, SignalClose};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// The cid (client track id) the simulated microphone is announced with.
+pub const MIC_CID: &str = "mic";
+
+pub struct Participant {
+    pub identity: String,
+    pub key: Option<ParticipantKey>,
+    /// The signal connection in use; `None` once it closed or dropped.
+    pub connection: Option<ConnectionId>,
+    pub sid: String,
+    /// Every signal message received, in order.
+    pub received: Vec<Resp>,
+    /// Why the server closed the signal connection, if it did.
+    pub closed: Option<SignalClose>,
+    /// Audio frames received on the subscriber PeerConnection.
+    pub audio_heard: usize,
+    pub publisher_connected: bool,
+    pub subscriber_connected: bool,
+    publisher: Rtc,
+    subscriber: Rtc,
+    publisher_addr: SocketAddr,
+    subscriber_addr: SocketAddr,
+    pending_offer: Option<SdpPendingOffer>,
+    mic: Option<Mid>,
+    offers_sent: u32,
+    frames_sent: u64,
+}
+
+impl Participant {
+    /// `n` keeps the participant's addresses apart from everyone else's.
+    pub fn new(identity: &str, n: u16, now: Instant) -> Self {
+        let publisher_addr = SocketAddr::from(([10, 1, 0, 1], 10_000 + 2 * n));
+        let subscriber_addr = SocketAddr::from(([10, 1, 0, 1], 10_001 + 2 * n));
+        let pc = |addr| {
+            let mut rtc = Rtc::builder().build(now);
+            if let Ok(c) = Candidate::host(addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+            rtc
+        };
+        Self {
+            identity: identity.to_string(),
+            key: None,
+            connection: None,
+            sid: String::new(),
+            received: Vec::new(),
+            closed: None,
+            audio_heard: 0,
+            publisher_connected: false,
+            subscriber_connected: false,
+            publisher: pc(publisher_addr),
+            subscriber: pc(subscriber_addr),
+            publisher_addr,
+            subscriber_addr,
+            pending_offer: None,
+            mic: None,
+            offers_sent: 0,
+            frames_sent: 0,
+        }
+    }
+
+    pub fn owns(&self, addr: SocketAddr) -> bool {
+        addr == self.publisher_addr || addr == self.subscriber_addr
+    }
+
+    /// What the client answers to a signal message, if anything.
+    pub fn on_signal(&mut self, now: Instant, message: Resp) -> Option<Req> {
+        let reply = match &message {
+            Resp::Join(j) => {
+                self.sid = j
+                    .participant
+                    .as_ref()
+                    .map(|p| p.sid.clone())
+                    .unwrap_or_default();
+                None
+            }
+            Resp::Offer(sd) => {
+                let offer = SdpOffer::from_sdp_string(&sd.sdp).ok()?;
+                let answer = self.subscriber.sdp_api().accept_offer(offer).ok()?;
+                Some(Req::Answer(lk::SessionDescription {
+                    r#type: "answer".into(),
+                    sdp: answer.to_sdp_string(),
+                    id: sd.id,
+                    ..Default::default()
+                }))
+            }
+            Resp::Answer(sd) => {
+                let answer = SdpAnswer::from_sdp_string(&sd.sdp).ok()?;
+                let pending = self.pending_offer.take()?;
+                let _ = self.publisher.sdp_api().accept_answer(pending, answer);
+                None
+            }
+            Resp::TrackPublished(t) if t.cid == MIC_CID => {
+                let mut api = self.publisher.sdp_api();
+                let mid = api.add_media(
+                    MediaKind::Audio,
+                    Direction::SendOnly,
+                    Some("stream".into()),
+                    Some(MIC_CID.into()),
+                    None,
+                );
+                let (offer, pending) = api.apply()?;
+                self.mic = Some(mid);
+                self.pending_offer = Some(pending);
+                self.offers_sent += 1;
+                Some(Req::Offer(lk::SessionDescription {
+                    r#type: "offer".into(),
+                    sdp: offer.to_sdp_string(),
+                    id: self.offers_sent,
+                    ..Default::default()
+                }))
+            }
+            _ => None,
+        };
+        self.received.push(message);
+        // str0m plans from the last time it was told.
+        self.tick(now);
+        reply
+    }
+
+    /// A datagram from the server to one of this participant's addresses.
+    pub fn deliver(&mut self, now: Instant, server: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        let rtc = if to == self.publisher_addr {
+            &mut self.publisher
+        } else {
+            &mut self.subscriber
+        };
+        if let Ok(r) = Receive::new(Protocol::Udp, server, to, bytes) {
+            let _ = rtc.handle_input(Input::Receive(now, r));
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        let _ = self.publisher.handle_input(Input::Timeout(now));
+        let _ = self.subscriber.handle_input(Input::Timeout(now));
+    }
+
+    /// Drains both PeerConnections: datagrams for the server (from, bytes),
+    /// and the earliest time either wants to be woken.
+    pub fn poll(&mut self, sent: &mut Vec<(SocketAddr, Vec<u8>)>) -> Option<Instant> {
+        let mut next = None::<Instant>;
+        for publishing in [true, false] {
+            let rtc = if publishing {
+                &mut self.publisher
+            } else {
+                &mut self.subscriber
+            };
+            loop {
+                match rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        next = Some(next.map_or(t, |n| n.min(t)));
+                        break;
+                    }
+                    Ok(Output::Transmit(t)) => sent.push((t.source, t.contents.to_vec())),
+                    Ok(Output::Event(Event::Connected)) => {
+                        if publishing {
+                            self.publisher_connected = true;
+                        } else {
+                            self.subscriber_connected = true;
+                        }
+                    }
+                    Ok(Output::Event(Event::MediaData(_))) => self.audio_heard += 1,
+                    Ok(Output::Event(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        next
+    }
+
+    /// Sends one 20 ms Opus frame, once the microphone's PeerConnection is up.
+    pub fn speak(&mut self, now: Instant) {
+        let Some(mid) = self.mic.filter(|_| self.publisher_connected) else {
+            return;
+        };
+        let Some(writer) = self.publisher.writer(mid) else {
+            return;
+        };
+        let Some(pt) = writer.payload_params().next().map(|p| p.pt()) else {
+            return;
+        };
+        self.frames_sent += 1;
+        let time = MediaTime::new(self.frames_sent * 960, Frequency::FORTY_EIGHT_KHZ);
+        // The SFU never decodes Opus; any bytes will do.
+        let _ = writer.write(pt, now, time, vec![0xf8, 0xff, 0xfe]);
+    }
+
+    /// The participant updates received about `identity`, in order.
+    pub fn updates_about(&self, identity: &str) -> Vec<&lk::ParticipantInfo> {
+        self.received
+            .iter()
+            .filter_map(|m| match m {
+                Resp::Update(u) => Some(u.participants.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|p| p.identity == identity)
+            .collect()
+    }
+}

@@ -1,0 +1,135 @@
+//! Whole calls through the room core and a media shard core, with str0m
+//! participants and no sockets: each story runs in milliseconds of real
+//! time, the same way every time.
+
+use std::time::Duration;
+
+use moim_proto::lk;
+use moim_server::room::{AdminRequest, JoinError};
+use moim_testkit::{Sim, Who};
+
+/// Ana publishes her microphone and Ben, who joined first, hears it.
+fn ana_speaks_to_ben() -> (Sim, Who, Who) {
+    let mut sim = Sim::new(Sim::config());
+    let ben = sim.join("ben");
+    let ana = sim.join("ana");
+    sim.publish_mic(ana);
+    sim.run_until("ben hears ana", |s| s.person(ben).audio_heard >= 25);
+    (sim, ana, ben)
+}
+
+#[test]
+fn a_participant_hears_the_one_who_publishes() {
+    let (sim, ana, ben) = ana_speaks_to_ben();
+    assert!(sim.person(ana).publisher_connected);
+    let ben_sees_the_mic = sim.person(ben).updates_about("ana").iter().any(|p| {
+        p.tracks
+            .iter()
+            .any(|t| t.r#type == lk::TrackType::Audio as i32)
+    });
+    assert!(ben_sees_the_mic, "ben's participant list shows ana's mic");
+    assert!(sim.webhooks.contains(&"track_published".to_string()));
+    println!("ben heard ana after {:?} of call time", sim.elapsed());
+}
+
+#[test]
+fn a_server_side_mute_stops_the_audio_and_unmute_brings_it_back() {
+    let (mut sim, ana, ben) = ana_speaks_to_ben();
+    let sid = sim
+        .person(ben)
+        .updates_about("ana")
+        .iter()
+        .flat_map(|p| p.tracks.iter())
+        .map(|t| t.sid.clone())
+        .next_back()
+        .expect("ana's track sid");
+    let mute = |muted| AdminRequest::Mute {
+        identity: "ana".into(),
+        track_sid: sid.clone(),
+        muted,
+    };
+    sim.admin(mute(true)).expect("muted");
+    sim.run_for(Duration::from_millis(100));
+    let heard = sim.person(ben).audio_heard;
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.person(ben).audio_heard, heard, "silence while muted");
+    let told = sim
+        .person(ana)
+        .received
+        .iter()
+        .any(|m| matches!(m, lk::signal_response::Message::Mute(m) if m.muted));
+    assert!(told, "ana's client is told it was muted");
+
+    sim.admin(mute(false)).expect("unmuted");
+    sim.run_until("ben hears ana again", |s| {
+        s.person(ben).audio_heard >= heard + 25
+    });
+}
+
+#[test]
+fn a_publisher_who_never_resumes_is_gone_from_the_room_and_the_media_plane() {
+    let (mut sim, ana, ben) = ana_speaks_to_ben();
+    assert_eq!(sim.shard.peer_count(), 4);
+    sim.drop_signal(ana);
+    sim.run_for(Duration::from_secs(19));
+    assert_eq!(sim.room.participant_count(), 2, "ana may still resume");
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.room.participant_count(), 1);
+    assert_eq!(sim.shard.peer_count(), 2, "only ben's peers are left");
+    let left = sim.person(ben).updates_about("ana").last().map(|p| p.state);
+    assert_eq!(left, Some(lk::participant_info::State::Disconnected as i32));
+    let heard = sim.person(ben).audio_heard;
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.person(ben).audio_heard, heard);
+    assert!(sim.webhooks.contains(&"participant_left".to_string()));
+}
+
+#[test]
+fn a_subscriber_who_resumes_keeps_hearing() {
+    let (mut sim, _ana, ben) = ana_speaks_to_ben();
+    sim.drop_signal(ben);
+    sim.run_for(Duration::from_secs(5));
+    let resumed = sim.resume(ben).expect("the session resumes");
+    assert_eq!(Some(resumed.participant), sim.person(ben).key);
+    let heard = sim.person(ben).audio_heard;
+    sim.run_until("ben hears ana after resuming", |s| {
+        s.person(ben).audio_heard >= heard + 25
+    });
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(
+        sim.room.participant_count(),
+        2,
+        "the departure timeout no longer applies"
+    );
+}
+
+#[test]
+fn the_same_identity_joining_again_replaces_the_old_session_everywhere() {
+    let (mut sim, ana, ben) = ana_speaks_to_ben();
+    let again = sim.join("ana");
+    assert!(sim.was_closed_for(ana, lk::DisconnectReason::DuplicateIdentity));
+    assert_eq!(sim.room.participant_count(), 2);
+    assert_eq!(
+        sim.shard.peer_count(),
+        4,
+        "the old session's peers are gone"
+    );
+    sim.publish_mic(again);
+    let heard = sim.person(ben).audio_heard;
+    sim.run_until("ben hears the new ana", |s| {
+        s.person(ben).audio_heard >= heard + 25
+    });
+}
+
+#[test]
+fn a_full_room_turns_a_newcomer_away_before_any_media_is_set_up() {
+    let mut config = Sim::config();
+    config.max_participants = 1;
+    let mut sim = Sim::new(config);
+    sim.join("ana");
+    let peers = sim.shard.peer_count();
+    let refused = sim.try_join("ben").expect_err("the room is full");
+    assert_eq!(refused, JoinError::RoomFull { max: 1 });
+    assert_eq!(sim.shard.peer_count(), peers);
+    assert_eq!(sim.room.participant_count(), 1);
+}

@@ -30,7 +30,7 @@ use moim_sfu::{Command, MediaEvent, RoomKey};
 use str0m::net::Protocol;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-pub use participant::{Participant, MIC_CID};
+pub use participant::{Participant, VideoFrame, CAMERA_CID, LAYERS, MIC_CID};
 
 /// Virtual time any story may take before the simulation gives up.
 const STORY_LIMIT: Duration = Duration::from_secs(120);
@@ -226,6 +226,46 @@ impl Sim {
         );
     }
 
+    /// Announces a VP8 camera with three simulcast layers (q, h, f).
+    // livekit-client still fills the deprecated `layers` field.
+    #[allow(deprecated)]
+    pub fn publish_camera(&mut self, who: Who) {
+        let layers = [(320, 180), (640, 360), (1280, 720)]
+            .iter()
+            .zip([
+                lk::VideoQuality::Low,
+                lk::VideoQuality::Medium,
+                lk::VideoQuality::High,
+            ])
+            .zip(LAYERS)
+            .map(|(((w, h), quality), rid)| lk::VideoLayer {
+                quality: quality as i32,
+                width: *w,
+                height: *h,
+                rid: rid.into(),
+                ..Default::default()
+            })
+            .collect();
+        self.signal(
+            who,
+            Req::AddTrack(lk::AddTrackRequest {
+                cid: CAMERA_CID.into(),
+                name: "camera".into(),
+                r#type: lk::TrackType::Video as i32,
+                source: lk::TrackSource::Camera as i32,
+                width: 1280,
+                height: 720,
+                layers,
+                simulcast_codecs: vec![lk::SimulcastCodec {
+                    codec: "vp8".into(),
+                    cid: CAMERA_CID.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        );
+    }
+
     pub fn admin(&mut self, request: AdminRequest) -> AdminResult {
         let r = self.room.handle_admin(self.clock(), request);
         self.pump();
@@ -335,6 +375,7 @@ impl Sim {
             self.next_audio = self.now + AUDIO_FRAME;
             for p in &mut self.people {
                 p.speak(self.now);
+                p.film(self.now);
             }
         }
     }

@@ -8,12 +8,56 @@ use std::time::Instant;
 use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Message as Resp};
 use moim_server::room::{ConnectionId, ParticipantKey, SignalClose};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// The cid (client track id) the simulated microphone is announced with.
 pub const MIC_CID: &str = "mic";
+/// The cid of the simulated simulcast camera.
+pub const CAMERA_CID: &str = "cam";
+/// The camera's simulcast layers, low to high, as livekit-client names them.
+pub const LAYERS: [&str; 3] = ["q", "h", "f"];
+/// The camera sends a keyframe on each layer this often, unless asked sooner.
+const KEYFRAME_EVERY: u64 = 100;
+
+/// A video frame as a subscriber received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFrame {
+    /// Which simulcast layer (index into [`LAYERS`]) it was sent on.
+    pub layer: usize,
+    pub keyframe: bool,
+}
+
+/// A VP8 frame that says which layer it belongs to. The SFU reads only the
+/// payload header's P bit (0: keyframe); the rest is for the subscriber.
+fn vp8_frame(layer: usize, keyframe: bool) -> Vec<u8> {
+    let tag = if keyframe { 0x10 } else { 0x11 };
+    vec![
+        tag,
+        0x00,
+        0x00,
+        0x9d,
+        0x01,
+        0x2a,
+        0x40,
+        0x01,
+        0xf0,
+        0x00,
+        b'L',
+        layer as u8,
+    ]
+}
+
+fn read_vp8_frame(data: &[u8]) -> Option<VideoFrame> {
+    match data {
+        [tag, .., b'L', layer] if data.len() == 12 => Some(VideoFrame {
+            layer: usize::from(*layer),
+            keyframe: tag & 0x01 == 0,
+        }),
+        _ => None,
+    }
+}
 
 pub struct Participant {
     pub identity: String,
@@ -27,6 +71,8 @@ pub struct Participant {
     pub closed: Option<SignalClose>,
     /// Audio frames received on the subscriber PeerConnection.
     pub audio_heard: usize,
+    /// Video frames received on the subscriber PeerConnection, in order.
+    pub video_seen: Vec<VideoFrame>,
     pub publisher_connected: bool,
     pub subscriber_connected: bool,
     publisher: Rtc,
@@ -35,8 +81,12 @@ pub struct Participant {
     subscriber_addr: SocketAddr,
     pending_offer: Option<SdpPendingOffer>,
     mic: Option<Mid>,
+    camera: Option<Mid>,
+    /// Keyframes asked for by the SFU, per layer.
+    keyframe_wanted: [bool; 3],
     offers_sent: u32,
     frames_sent: u64,
+    video_frames_sent: u64,
 }
 
 impl Participant {
@@ -59,6 +109,7 @@ impl Participant {
             received: Vec::new(),
             closed: None,
             audio_heard: 0,
+            video_seen: Vec::new(),
             publisher_connected: false,
             subscriber_connected: false,
             publisher: pc(publisher_addr),
@@ -67,8 +118,11 @@ impl Participant {
             subscriber_addr,
             pending_offer: None,
             mic: None,
+            camera: None,
+            keyframe_wanted: [false; 3],
             offers_sent: 0,
             frames_sent: 0,
+            video_frames_sent: 0,
         }
     }
 
@@ -103,17 +157,31 @@ impl Participant {
                 let _ = self.publisher.sdp_api().accept_answer(pending, answer);
                 None
             }
-            Resp::TrackPublished(t) if t.cid == MIC_CID => {
+            Resp::TrackPublished(t) if t.cid == MIC_CID || t.cid == CAMERA_CID => {
+                let camera = t.cid == CAMERA_CID;
                 let mut api = self.publisher.sdp_api();
+                let (kind, simulcast) = if camera {
+                    let mut s = Simulcast::new();
+                    for rid in LAYERS {
+                        s.add_send_layer(SimulcastLayer::new(rid));
+                    }
+                    (MediaKind::Video, Some(s))
+                } else {
+                    (MediaKind::Audio, None)
+                };
                 let mid = api.add_media(
-                    MediaKind::Audio,
+                    kind,
                     Direction::SendOnly,
                     Some("stream".into()),
-                    Some(MIC_CID.into()),
-                    None,
+                    Some(t.cid.clone()),
+                    simulcast,
                 );
                 let (offer, pending) = api.apply()?;
-                self.mic = Some(mid);
+                if camera {
+                    self.camera = Some(mid);
+                } else {
+                    self.mic = Some(mid);
+                }
                 self.pending_offer = Some(pending);
                 self.offers_sent += 1;
                 Some(Req::Offer(lk::SessionDescription {
@@ -172,7 +240,17 @@ impl Participant {
                             self.subscriber_connected = true;
                         }
                     }
-                    Ok(Output::Event(Event::MediaData(_))) => self.audio_heard += 1,
+                    Ok(Output::Event(Event::MediaData(d))) => match read_vp8_frame(&d.data) {
+                        Some(frame) => self.video_seen.push(frame),
+                        None => self.audio_heard += 1,
+                    },
+                    Ok(Output::Event(Event::KeyframeRequest(r))) => {
+                        let layer = LAYERS
+                            .iter()
+                            .position(|l| r.rid.as_deref() == Some(*l))
+                            .unwrap_or(0);
+                        self.keyframe_wanted[layer] = true;
+                    }
                     Ok(Output::Event(_)) => {}
                     Err(_) => break,
                 }
@@ -196,6 +274,30 @@ impl Participant {
         let time = MediaTime::new(self.frames_sent * 960, Frequency::FORTY_EIGHT_KHZ);
         // The SFU never decodes Opus; any bytes will do.
         let _ = writer.write(pt, now, time, vec![0xf8, 0xff, 0xfe]);
+    }
+
+    /// Sends one frame on every camera layer: a keyframe when the SFU asked
+    /// for one on that layer, or every [`KEYFRAME_EVERY`] frames.
+    pub fn film(&mut self, now: Instant) {
+        let Some(mid) = self.camera.filter(|_| self.publisher_connected) else {
+            return;
+        };
+        self.video_frames_sent += 1;
+        let n = self.video_frames_sent;
+        let time = MediaTime::new(n * 3000, Frequency::NINETY_KHZ);
+        for (layer, rid) in LAYERS.iter().enumerate() {
+            let Some(writer) = self.publisher.writer(mid) else {
+                return;
+            };
+            let Some(pt) = writer.payload_params().next().map(|p| p.pt()) else {
+                return;
+            };
+            let keyframe =
+                n % KEYFRAME_EVERY == 1 || std::mem::take(&mut self.keyframe_wanted[layer]);
+            let _ = writer
+                .rid((*rid).into())
+                .write(pt, now, time, vp8_frame(layer, keyframe));
+        }
     }
 
     /// The participant updates received about `identity`, in order.

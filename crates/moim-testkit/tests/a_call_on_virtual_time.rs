@@ -133,3 +133,86 @@ fn a_full_room_turns_a_newcomer_away_before_any_media_is_set_up() {
     assert_eq!(sim.shard.peer_count(), peers);
     assert_eq!(sim.room.participant_count(), 1);
 }
+
+/// The layers Ben received after his `mark`-th frame, with where each run
+/// of one layer began and whether it began on a keyframe.
+fn runs_since(sim: &Sim, who: Who, mark: usize) -> Vec<(usize, bool)> {
+    let mut runs: Vec<(usize, bool)> = Vec::new();
+    for f in &sim.person(who).video_seen[mark..] {
+        if runs.last().map(|r| r.0) != Some(f.layer) {
+            runs.push((f.layer, f.keyframe));
+        }
+    }
+    runs
+}
+
+#[test]
+fn a_subscriber_moves_between_simulcast_layers_only_at_keyframes() {
+    let mut sim = Sim::new(Sim::config());
+    let ben = sim.join("ben");
+    let ana = sim.join("ana");
+    sim.publish_camera(ana);
+    sim.run_until("ben sees ana's camera", |s| {
+        s.person(ben).video_seen.len() >= 30
+    });
+    // Ben takes the best layer that has arrived so far, climbing as the
+    // higher ones show up, and every step lands on a keyframe.
+    let first = runs_since(&sim, ben, 0);
+    assert!(
+        first.iter().all(|(_, key)| *key),
+        "every switch lands on a keyframe: {first:?}"
+    );
+    assert_eq!(
+        first.last(),
+        Some(&(2, true)),
+        "he ends on the highest: {first:?}"
+    );
+
+    let sid = sim
+        .person(ben)
+        .updates_about("ana")
+        .iter()
+        .flat_map(|p| p.tracks.iter())
+        .map(|t| t.sid.clone())
+        .next_back()
+        .expect("the camera's sid");
+    let ask = |quality: lk::VideoQuality| {
+        lk::signal_request::Message::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![sid.clone()],
+            quality: quality as i32,
+            ..Default::default()
+        })
+    };
+    let mark = sim.person(ben).video_seen.len();
+    sim.signal(ben, ask(lk::VideoQuality::Low));
+    sim.run_until("ben gets the low layer", |s| {
+        s.person(ben).video_seen[mark..]
+            .iter()
+            .filter(|f| f.layer == 0)
+            .count()
+            >= 20
+    });
+    let runs = runs_since(&sim, ben, mark);
+    assert_eq!(
+        runs.last(),
+        Some(&(0, true)),
+        "the low layer starts at a keyframe and stays: {runs:?}"
+    );
+    assert!(
+        runs.iter().all(|(layer, key)| *key || *layer == 2),
+        "every switch lands on a keyframe: {runs:?}"
+    );
+
+    let mark = sim.person(ben).video_seen.len();
+    sim.signal(ben, ask(lk::VideoQuality::High));
+    sim.run_until("ben gets the high layer again", |s| {
+        s.person(ben).video_seen[mark..]
+            .iter()
+            .filter(|f| f.layer == 2)
+            .count()
+            >= 20
+    });
+    let runs = runs_since(&sim, ben, mark);
+    assert_eq!(runs.last(), Some(&(2, true)), "{runs:?}");
+    println!("layer switches done after {:?} of call time", sim.elapsed());
+}

@@ -14,11 +14,11 @@ use str0m::Event;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{
-    ClientEvent, ConnectOptions, LocalTrack, RxEntry, SentStats, Shared, TrackKind,
-};
+use crate::counters::{RxEntry, SentStats, Shared, SharedStats};
 use crate::error::{Error, Result};
+use crate::event::{ClientEvent, LocalTrack, TrackKind};
 use crate::media::{AudioOptions, LayerGen, PayloadKind, VideoCodec, VideoOptions};
+use crate::options::ConnectOptions;
 use crate::peer::{msids_by_mid, Peer, Target};
 use crate::probe;
 use crate::signal::{self, FrameCodec, RtcParams, WsStream};
@@ -191,7 +191,7 @@ impl Driver {
         let _ = self.events.send(ev);
     }
 
-    fn stats(&self) -> std::sync::MutexGuard<'_, crate::client::SharedStats> {
+    fn stats(&self) -> std::sync::MutexGuard<'_, SharedStats> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 

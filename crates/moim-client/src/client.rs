@@ -1,10 +1,12 @@
 //! The public API: [`Client::connect`], the handle's methods and the [`ClientEvent`] stream.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use livekit_protocol::{self as proto, signal_response, JoinResponse, SignalRequest};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -168,8 +170,11 @@ impl Client {
             ));
         }
 
-        let publisher = Peer::new(Target::Publisher, opts.bind_ip).await?;
-        let subscriber = Peer::new(Target::Subscriber, opts.bind_ip).await?;
+        let publisher_socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
+        let subscriber_socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
+        let now = Instant::now();
+        let publisher = Peer::new(Target::Publisher, publisher_socket.local_addr()?, now)?;
+        let subscriber = Peer::new(Target::Subscriber, subscriber_socket.local_addr()?, now)?;
         let shared: Shared = Arc::default();
         {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,6 +195,7 @@ impl Client {
             (*join).clone(),
             publisher,
             subscriber,
+            (publisher_socket, subscriber_socket),
             cmd_rx,
             ev_tx,
             shared.clone(),

@@ -11,6 +11,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::RtpWrite;
 use str0m::Event;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -97,6 +98,8 @@ pub(crate) struct Driver {
     join: proto::JoinResponse,
     publisher: Peer,
     subscriber: Peer,
+    publisher_socket: UdpSocket,
+    subscriber_socket: UdpSocket,
     cmds: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<ClientEvent>,
     shared: Shared,
@@ -142,6 +145,7 @@ impl Driver {
         join: proto::JoinResponse,
         publisher: Peer,
         subscriber: Peer,
+        sockets: (UdpSocket, UdpSocket),
         cmds: mpsc::UnboundedReceiver<Command>,
         events: mpsc::UnboundedSender<ClientEvent>,
         shared: Shared,
@@ -156,6 +160,8 @@ impl Driver {
             join,
             publisher,
             subscriber,
+            publisher_socket: sockets.0,
+            subscriber_socket: sockets.1,
             cmds,
             events,
             shared,
@@ -204,13 +210,14 @@ impl Driver {
         let mut pub_buf = vec![0u8; 2048];
         let mut sub_buf = vec![0u8; 2048];
         let mut rtc_events = Vec::new();
+        let mut transmits = Vec::new();
         while !self.done {
             let deadline = self.next_deadline();
             let wake = {
                 let ws = &mut self.ws;
                 let cmds = &mut self.cmds;
-                let pub_sock = self.publisher.socket.clone();
-                let sub_sock = self.subscriber.socket.clone();
+                let pub_sock = &self.publisher_socket;
+                let sub_sock = &self.subscriber_socket;
                 let ws_next = async {
                     match ws.as_mut() {
                         Some(w) => w.next().await,
@@ -237,7 +244,7 @@ impl Driver {
                         Target::Publisher => (&mut self.publisher, &pub_buf),
                         Target::Subscriber => (&mut self.subscriber, &sub_buf),
                     };
-                    peer.handle_datagram(from, &buf[..n])
+                    peer.handle_datagram(Instant::now(), from, &buf[..n])
                 }
                 Wake::Udp(t, Err(e)) => {
                     tracing::debug!(?t, error = %e, "UDP receive error");
@@ -251,10 +258,18 @@ impl Driver {
             // Drain both Rtcs after every input.
             for target in [Target::Publisher, Target::Subscriber] {
                 let now = Instant::now();
-                let peer = self.peer(target);
+                let (peer, socket) = match target {
+                    Target::Publisher => (&mut self.publisher, &self.publisher_socket),
+                    Target::Subscriber => (&mut self.subscriber, &self.subscriber_socket),
+                };
                 let r = peer
                     .handle_timeout(now)
-                    .and_then(|()| peer.drive(&mut rtc_events));
+                    .and_then(|()| peer.drive(&mut transmits, &mut rtc_events));
+                for t in transmits.drain(..) {
+                    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                        tracing::trace!(error = %e, "UDP send dropped");
+                    }
+                }
                 if let Err(e) = r {
                     self.emit(ClientEvent::Error(format!("{target:?} PC: {e}")));
                 }
@@ -524,17 +539,10 @@ impl Driver {
     }
 
     async fn trickle_local(&mut self, target: Target) -> Result<()> {
-        if self.peer(target).trickled {
-            return Ok(());
+        match self.peer(target).take_trickle() {
+            Some(t) => self.send(signal_request::Message::Trickle(t)).await,
+            None => Ok(()),
         }
-        self.peer(target).trickled = true;
-        let init = self.peer(target).candidate_init();
-        self.send(signal_request::Message::Trickle(proto::TrickleRequest {
-            candidate_init: init,
-            target: target as i32,
-            r#final: false,
-        }))
-        .await
     }
 
     async fn on_timer(&mut self) -> Result<()> {

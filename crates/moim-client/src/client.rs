@@ -1,22 +1,19 @@
 //! The public API: [`Client::connect`], the handle's methods and the [`ClientEvent`] stream.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use livekit_protocol::{self as proto, signal_response, JoinResponse, SignalRequest};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::counters::{SentStats, Shared};
+use crate::counters::{self, SentStats, Shared};
 use crate::driver::{Command, Driver};
 use crate::error::{Error, Result};
 use crate::event::{ClientEvent, LocalTrack, TrackKind};
 use crate::media::{AudioOptions, VideoOptions};
 use crate::options::ConnectOptions;
-use crate::peer::{Peer, Target};
 use crate::signal::{self, FrameCodec, RtcParams};
 use crate::stats::ReceiveSnapshot;
 
@@ -170,14 +167,9 @@ impl Client {
             ));
         }
 
-        let publisher_socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
-        let subscriber_socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
-        let now = Instant::now();
-        let publisher = Peer::new(Target::Publisher, publisher_socket.local_addr()?, now)?;
-        let subscriber = Peer::new(Target::Subscriber, subscriber_socket.local_addr()?, now)?;
         let shared: Shared = Arc::default();
         {
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = counters::lock(&shared);
             match first_codec {
                 FrameCodec::Protobuf => s.frames_binary += 1,
                 FrameCodec::Json => s.frames_text += 1,
@@ -192,14 +184,12 @@ impl Client {
             token.to_owned(),
             opts.clone(),
             ws,
-            (*join).clone(),
-            publisher,
-            subscriber,
-            (publisher_socket, subscriber_socket),
+            &join,
             cmd_rx,
             ev_tx,
             shared.clone(),
-        );
+        )
+        .await?;
         tokio::spawn(driver.run());
         Ok((
             Client {
@@ -352,7 +342,7 @@ impl Client {
     /// The latency samples of every received stream, merged (for load tests that aggregate
     /// percentiles over many subscribers).
     pub fn latency_histogram(&self) -> crate::stats::LatencyHistogram {
-        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = counters::lock(&self.shared);
         let mut h = crate::stats::LatencyHistogram::default();
         for e in s.rx.values() {
             h.merge(e.stats.latency_histogram());
@@ -362,7 +352,7 @@ impl Client {
 
     /// A snapshot of the media and signalling counters.
     pub fn stats(&self) -> ClientStats {
-        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = counters::lock(&self.shared);
         let mut received: Vec<TrackStats> =
             s.rx.iter()
                 .map(|(ssrc, e)| TrackStats {

@@ -2,7 +2,7 @@
 //! the handle can read them without a round trip through the task.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::event::TrackKind;
@@ -39,3 +39,9 @@ pub(crate) struct SharedStats {
 }
 
 pub(crate) type Shared = Arc<Mutex<SharedStats>>;
+
+/// The counters, even if a thread panicked holding them: they are plain numbers, never left
+/// half written in a way that matters.
+pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, SharedStats> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}

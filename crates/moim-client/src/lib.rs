@@ -26,6 +26,7 @@ pub mod media;
 mod options;
 mod peer;
 pub mod probe;
+mod session;
 pub mod signal;
 pub mod stats;
 pub mod token;

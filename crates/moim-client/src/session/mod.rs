@@ -16,6 +16,8 @@ mod outbox;
 mod publication;
 mod publishing;
 mod remote;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::time::Instant;

@@ -1,8 +1,6 @@
 //! The public API: [`Client::connect`], the handle's methods and the [`ClientEvent`] stream.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -10,148 +8,14 @@ use livekit_protocol::{self as proto, signal_response, JoinResponse, SignalReque
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::counters::{self, SentStats, Shared};
 use crate::driver::{Command, Driver};
 use crate::error::{Error, Result};
+use crate::event::{ClientEvent, LocalTrack, TrackKind};
 use crate::media::{AudioOptions, VideoOptions};
-use crate::peer::{Peer, Target};
+use crate::options::ConnectOptions;
 use crate::signal::{self, FrameCodec, RtcParams};
-use crate::stats::{ReceiveSnapshot, RtpReceiveStats};
-
-/// How to connect.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Binary protobuf frames (what SDKs send) or JSON text frames.
-    pub codec: FrameCodec,
-    /// `protocol` query parameter; above 2 the server makes the subscriber PC primary.
-    pub protocol: u32,
-    pub auto_subscribe: bool,
-    pub adaptive_stream: bool,
-    /// How long to wait for the upgrade plus the first frame (`join`).
-    pub join_timeout: Duration,
-    /// How long `publish_*` waits for `TrackPublishedResponse` and the SDP answer.
-    pub publish_timeout: Duration,
-    /// Local address for the UDP sockets.
-    pub bind_ip: IpAddr,
-    /// Negotiate the publisher PC (with its data channels) right after join, as a client does
-    /// when `subscriber_primary` is false or `fast_publish` is set. Otherwise it is negotiated on
-    /// the first publish or data send.
-    pub eager_publisher: bool,
-    /// After a resume, restart ICE on the publisher PC (what livekit-client does).
-    pub ice_restart_on_resume: bool,
-    /// Also deliver every `SignalResponse` as [`ClientEvent::Signal`].
-    pub forward_signal: bool,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        Self {
-            codec: FrameCodec::Protobuf,
-            protocol: 16,
-            auto_subscribe: true,
-            adaptive_stream: false,
-            join_timeout: Duration::from_secs(10),
-            publish_timeout: Duration::from_secs(10),
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            eager_publisher: false,
-            ice_restart_on_resume: true,
-            forward_signal: false,
-        }
-    }
-}
-
-/// Kind of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrackKind {
-    Audio,
-    Video,
-}
-
-/// What the client tells the test.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// The `join` response; always the first event.
-    Joined(Box<JoinResponse>),
-    /// The server accepted a resume (`reconnect` response, or any first frame that is not
-    /// `leave`).
-    Reconnected(Box<proto::ReconnectResponse>),
-    ParticipantJoined {
-        identity: String,
-        sid: String,
-    },
-    ParticipantUpdated {
-        identity: String,
-        sid: String,
-    },
-    ParticipantDisconnected {
-        identity: String,
-        sid: String,
-    },
-    /// A remote participant published a track (from `join` or `update`).
-    TrackPublished {
-        participant_sid: String,
-        participant_identity: String,
-        track: Box<proto::TrackInfo>,
-    },
-    TrackUnpublished {
-        track_sid: String,
-    },
-    /// The subscriber PC gained a media section for a remote track.
-    TrackSubscribed {
-        participant_sid: String,
-        track_sid: String,
-        mid: String,
-        kind: TrackKind,
-    },
-    /// The first RTP packet of a subscribed track arrived.
-    MediaReceived {
-        track_sid: String,
-        mid: String,
-        ssrc: u32,
-        rid: Option<String>,
-    },
-    /// ICE and DTLS completed on a PeerConnection.
-    PeerConnected(Target),
-    PeerDisconnected(Target),
-    /// ICE found a working pair: on the first connect, and again after each ICE
-    /// restart (unlike [`ClientEvent::PeerConnected`], which DTLS sends once).
-    IceConnected(Target),
-    DataReceived {
-        from_identity: String,
-        from_sid: String,
-        payload: Vec<u8>,
-        topic: Option<String>,
-        reliable: bool,
-        /// Which PC's channel carried it.
-        via: Target,
-    },
-    /// The server sent `leave`.
-    Left {
-        reason: proto::DisconnectReason,
-        action: proto::leave_request::Action,
-        can_reconnect: bool,
-    },
-    /// The WebSocket closed (by the server, by [`Client::close_ws_only`], or broke).
-    SignalClosed {
-        reason: String,
-    },
-    /// Every server message, when [`ConnectOptions::forward_signal`] is set.
-    Signal(Box<signal_response::Message>),
-    /// Something went wrong that does not end the session.
-    Error(String),
-}
-
-/// A track this client published.
-#[derive(Debug, Clone)]
-pub struct LocalTrack {
-    pub cid: String,
-    pub sid: String,
-    pub mid: String,
-    pub kind: TrackKind,
-    /// SSRC per layer (`rid`, `ssrc`), lowest layer first.
-    pub ssrcs: Vec<(Option<String>, u32)>,
-    pub info: proto::TrackInfo,
-}
+use crate::stats::ReceiveSnapshot;
 
 /// Receive statistics of one remote RTP stream.
 #[derive(Debug, Clone)]
@@ -163,17 +27,6 @@ pub struct TrackStats {
     pub rid: Option<String>,
     pub kind: TrackKind,
     pub rx: ReceiveSnapshot,
-}
-
-/// Send counters of one local RTP stream.
-#[derive(Debug, Clone, Default)]
-pub struct SentStats {
-    pub track_sid: String,
-    pub rid: Option<String>,
-    pub ssrc: u32,
-    pub packets: u64,
-    pub bytes: u64,
-    pub keyframes: u64,
 }
 
 /// Everything [`Client::stats`] reports.
@@ -196,27 +49,6 @@ impl ClientStats {
             .filter(move |t| t.track_sid == track_sid)
     }
 }
-
-pub(crate) struct RxEntry {
-    pub track_sid: String,
-    pub participant_sid: String,
-    pub mid: String,
-    pub rid: Option<String>,
-    pub kind: TrackKind,
-    pub stats: RtpReceiveStats,
-}
-
-#[derive(Default)]
-pub(crate) struct SharedStats {
-    pub rx: HashMap<u32, RxEntry>,
-    pub tx: HashMap<u32, SentStats>,
-    pub signal_rtt: Option<Duration>,
-    pub frames_binary: u64,
-    pub frames_text: u64,
-    pub data_packets: u64,
-}
-
-pub(crate) type Shared = Arc<Mutex<SharedStats>>;
 
 /// The receiving end of a client's events.
 pub struct ClientEvents {
@@ -335,11 +167,9 @@ impl Client {
             ));
         }
 
-        let publisher = Peer::new(Target::Publisher, opts.bind_ip).await?;
-        let subscriber = Peer::new(Target::Subscriber, opts.bind_ip).await?;
         let shared: Shared = Arc::default();
         {
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = counters::lock(&shared);
             match first_codec {
                 FrameCodec::Protobuf => s.frames_binary += 1,
                 FrameCodec::Json => s.frames_text += 1,
@@ -354,13 +184,12 @@ impl Client {
             token.to_owned(),
             opts.clone(),
             ws,
-            (*join).clone(),
-            publisher,
-            subscriber,
+            &join,
             cmd_rx,
             ev_tx,
             shared.clone(),
-        );
+        )
+        .await?;
         tokio::spawn(driver.run());
         Ok((
             Client {
@@ -513,7 +342,7 @@ impl Client {
     /// The latency samples of every received stream, merged (for load tests that aggregate
     /// percentiles over many subscribers).
     pub fn latency_histogram(&self) -> crate::stats::LatencyHistogram {
-        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = counters::lock(&self.shared);
         let mut h = crate::stats::LatencyHistogram::default();
         for e in s.rx.values() {
             h.merge(e.stats.latency_histogram());
@@ -523,7 +352,7 @@ impl Client {
 
     /// A snapshot of the media and signalling counters.
     pub fn stats(&self) -> ClientStats {
-        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = counters::lock(&self.shared);
         let mut received: Vec<TrackStats> =
             s.rx.iter()
                 .map(|(ssrc, e)| TrackStats {

@@ -63,6 +63,13 @@ pub enum Error {
     InvalidState(String),
 }
 
+impl Error {
+    /// A signal request made while the client has no WebSocket.
+    pub(crate) fn signal_closed() -> Self {
+        Error::InvalidState("the signal WebSocket is closed; call reconnect() first".into())
+    }
+}
+
 impl From<tokio_tungstenite::tungstenite::Error> for Error {
     fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
         Error::SignalIo(Box::new(e))

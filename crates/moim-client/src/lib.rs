@@ -18,20 +18,24 @@
 //! ```
 
 mod client;
+mod counters;
 mod driver;
 pub mod error;
+mod event;
 pub mod media;
+mod options;
 mod peer;
 pub mod probe;
+mod session;
 pub mod signal;
 pub mod stats;
 pub mod token;
 
-pub use client::{
-    Client, ClientEvent, ClientEvents, ClientStats, ConnectOptions, LocalTrack, SentStats,
-    TrackKind, TrackStats,
-};
+pub use client::{Client, ClientEvents, ClientStats, TrackStats};
+pub use counters::SentStats;
 pub use error::{Error, Result};
+pub use event::{ClientEvent, LocalTrack, TrackKind};
 pub use media::{AudioOptions, VideoCodec, VideoOptions};
+pub use options::ConnectOptions;
 pub use peer::Target;
 pub use signal::FrameCodec;

@@ -1,13 +1,14 @@
-//! One str0m `Rtc` with its own UDP socket: the publisher or the subscriber PeerConnection.
+//! One str0m `Rtc`: the publisher or the subscriber PeerConnection, and what LiveKit's
+//! signalling needs to remember about it. No socket: datagrams come in with
+//! [`Peer::handle_datagram`] and go out through [`Peer::drive`], so the caller owns the UDP.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use livekit_protocol as proto;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
 
 use crate::error::{Error, Result};
 
@@ -29,10 +30,9 @@ impl Target {
 }
 
 pub(crate) struct Peer {
-    #[allow(dead_code)] // kept for logs and debugging
     pub target: Target,
     pub rtc: Rtc,
-    pub socket: Arc<UdpSocket>,
+    /// The address of the UDP socket the caller reads and writes for this PeerConnection.
     pub local: SocketAddr,
     pub candidate: Candidate,
     pub next_timeout: Instant,
@@ -48,10 +48,7 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub async fn new(target: Target, bind_ip: IpAddr) -> Result<Self> {
-        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0)).await?;
-        let local = socket.local_addr()?;
-        let now = Instant::now();
+    pub fn new(target: Target, local: SocketAddr, now: Instant) -> Result<Self> {
         let rtc = RtcConfig::new()
             .set_rtp_mode(true)
             .set_stats_interval(None)
@@ -59,7 +56,6 @@ impl Peer {
         let mut peer = Self {
             target,
             rtc,
-            socket: Arc::new(socket),
             local,
             candidate: Candidate::host(local, "udp").map_err(|e| Error::Rtc(e.to_string()))?,
             next_timeout: now,
@@ -123,13 +119,26 @@ impl Peer {
         .to_string()
     }
 
-    pub fn handle_datagram(&mut self, from: SocketAddr, buf: &[u8]) -> Result<()> {
+    /// Our candidate for the server, once per ICE session; `None` once it was handed out.
+    pub fn take_trickle(&mut self) -> Option<proto::TrickleRequest> {
+        if self.trickled {
+            return None;
+        }
+        self.trickled = true;
+        Some(proto::TrickleRequest {
+            candidate_init: self.candidate_init(),
+            target: self.target as i32,
+            r#final: false,
+        })
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) -> Result<()> {
         let Ok(contents) = buf.try_into() else {
             tracing::trace!(?from, len = buf.len(), "ignoring unrecognised datagram");
             return Ok(());
         };
         let input = Input::Receive(
-            Instant::now(),
+            now,
             Receive {
                 proto: Protocol::Udp,
                 source: from,
@@ -150,19 +159,15 @@ impl Peer {
         Ok(())
     }
 
-    /// Drain str0m's output: send datagrams, collect events, remember the next timeout.
-    pub fn drive(&mut self, events: &mut Vec<Event>) -> Result<()> {
+    /// Drain str0m's output: collect datagrams to send and events, remember the next timeout.
+    pub fn drive(&mut self, transmits: &mut Vec<Transmit>, events: &mut Vec<Event>) -> Result<()> {
         loop {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => {
                     self.next_timeout = t;
                     return Ok(());
                 }
-                Output::Transmit(t) => {
-                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
-                        tracing::trace!(error = %e, "UDP send dropped");
-                    }
-                }
+                Output::Transmit(t) => transmits.push(t),
                 Output::Event(e) => {
                     match &e {
                         Event::Connected => self.connected = true,

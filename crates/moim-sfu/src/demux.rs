@@ -8,88 +8,28 @@
 //! incoming packet (a fifth of the server's CPU at 1→200 on one core).
 //!
 //! Shard 0 sleeps in `poll` on the socket rather than on its channel, so
-//! whoever queues work for it rings a [`Doorbell`]: one byte sent to the
+//! whoever queues work for it rings a `Doorbell` (`doorbell.rs`): one byte sent to the
 //! media socket from a socket shard 0 recognises.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use parking_lot::RwLock;
 use tracing::debug;
 
-use crate::shard::{ShardHandle, ShardInput};
+use crate::doorbell::MAX_WAIT;
+use crate::inbox::{ShardHandle, ShardInput};
 use crate::stun;
 use crate::udp_batch::RecvBatch;
 
-/// The longest shard 0 sleeps without a timer or a datagram: a backstop in
-/// case a doorbell ring is lost.
-const MAX_WAIT: Duration = Duration::from_millis(100);
-
 /// `recvmmsg` calls per wake-up before shard 0 turns to its timers and queue.
 const BATCHES_PER_READ: usize = 8;
-
-/// Wakes shard 0 out of its `poll` on the media socket.
-pub(crate) struct Doorbell {
-    socket: UdpSocket,
-    warned: AtomicBool,
-}
-
-impl Doorbell {
-    /// A socket connected to the media socket, from loopback when the media
-    /// socket listens on every address.
-    pub fn new(media: SocketAddr) -> io::Result<Self> {
-        let target = match media.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), media.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), media.port())
-            }
-            _ => media,
-        };
-        let bind = match target {
-            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        };
-        let socket = UdpSocket::bind(bind)?;
-        socket.connect(target)?;
-        socket.set_nonblocking(true)?;
-        Ok(Self {
-            socket,
-            warned: AtomicBool::new(false),
-        })
-    }
-
-    /// The source address shard 0 sees on a ring.
-    pub fn address(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    pub fn ring(&self) {
-        match self.socket.send(&[0]) {
-            Ok(_) => {}
-            // A full buffer means rings are already waiting: nothing is lost.
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "cannot wake the media thread over loopback: {e}. Signaling still works \
-                         but each step may wait up to {} ms. Check that the lo interface is up and \
-                         that no firewall rule drops UDP to moim's own media port",
-                        MAX_WAIT.as_millis()
-                    );
-                }
-            }
-        }
-    }
-}
 
 /// Which shard a datagram belongs to: known source addresses in O(1), STUN
 /// from a new address by the ICE ufrag in its USERNAME.
@@ -247,8 +187,10 @@ impl SocketReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doorbell::Doorbell;
     use crate::stun::tests::binding;
     use crossbeam_channel::bounded;
+    use std::time::Duration;
 
     fn drain(reader: &mut SocketReader) -> Vec<Vec<u8>> {
         let mut local = Vec::new();
@@ -271,9 +213,9 @@ mod tests {
         let routes: Arc<RwLock<HashMap<String, usize>>> = Arc::default();
         routes.write().insert("own".into(), 0);
         routes.write().insert("other".into(), 1);
-        let counters = Arc::<crate::shard::PlaneCounters>::default();
-        let (tx0, _rx0) = crate::shard::shard_queues(None, counters.clone());
-        let (tx1, rx1) = crate::shard::shard_queues(None, counters);
+        let counters = Arc::<crate::inbox::PlaneCounters>::default();
+        let (tx0, _rx0) = crate::inbox::shard_queues(None, counters.clone());
+        let (tx1, rx1) = crate::inbox::shard_queues(None, counters);
         let (_recycle_tx, recycle_rx) = bounded(8);
         let mut reader = SocketReader::new(
             Arc::new(media),

@@ -7,12 +7,13 @@
 
 pub mod api;
 pub mod codec;
-mod data;
 pub mod dd;
 mod demux;
+mod doorbell;
 mod dtls_openssl;
 pub mod forward;
 mod ice_tcp;
+mod inbox;
 pub mod latency;
 pub mod packet_trailer;
 mod peer;
@@ -23,7 +24,6 @@ mod send_codec;
 mod shard;
 pub mod shard_core;
 pub mod stun;
-mod track;
 mod udp_batch;
 
 pub use api::*;

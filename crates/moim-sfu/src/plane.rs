@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::api::{Command, RoomKey};
-use crate::demux::{Demux, Doorbell, SocketReader};
+use crate::demux::{Demux, SocketReader};
+use crate::doorbell::Doorbell;
 use crate::ice_tcp::{self, IceTcpCounts, IceTcpLimits};
 use crate::latency::{LatencySnapshot, PassLatency};
 use crate::shard::{

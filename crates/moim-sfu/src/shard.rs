@@ -20,19 +20,20 @@ use crate::latency::PassLatency;
 use crate::peer::{ExpectedTrack, Peer};
 use crate::rtc_factory::RtcFactory;
 use crate::stun;
-use crate::track::Track;
+use track::Track;
 
-mod inbox;
+mod data;
 mod io;
 mod negotiate;
 mod run_loop;
 #[cfg(test)]
 mod tests;
+mod track;
 
 pub use io::ShardIo;
 pub(crate) use io::SocketIo;
 
-pub(crate) use inbox::{
+pub(crate) use crate::inbox::{
     shard_queues, PlaneCounters, ShardCommand, ShardGauges, ShardHandle, ShardInbox, ShardInput,
     DATAGRAM_QUEUE,
 };

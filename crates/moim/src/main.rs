@@ -2,7 +2,6 @@
 
 mod cli;
 mod settings;
-mod webhook_settings;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 //! Inputs are the `handle_*` methods (a decoded server message, a datagram, a timeout, the
 //! WebSocket going away) and the commands of the public API (`publish_*`, `send_data`); each
 //! takes `now`. Outputs come from [`Session::poll_output`] (signal requests, datagrams, events,
-//! answers to commands) and [`Session::poll_timeout`]. [`crate::driver`] owns the sockets and
+//! answers to commands) and [`Session::poll_timeout`]. The driver (`driver.rs`) owns the sockets and
 //! performs them; tests drive a session with made-up time and no sockets at all.
 //!
 //! Two things read the wall clock rather than `now`: the timestamps in pings and in media

@@ -9,12 +9,9 @@ use prost::Message as _;
 use tracing::info;
 
 use super::core::RoomCore;
-use super::error::RoomError;
+use super::error::{check_metadata, RoomError};
 use super::output::Now;
 use super::participant::{source_name, Participant, ParticipantKey};
-
-/// LiveKit caps metadata at 512 KiB; so does moim.
-pub const MAX_METADATA: usize = 512 * 1024;
 
 #[derive(Debug)]
 pub enum AdminRequest {
@@ -270,11 +267,4 @@ impl RoomCore {
         });
         Ok(AdminReply::Done)
     }
-}
-
-pub(super) fn check_metadata(m: &str) -> Result<(), RoomError> {
-    if m.len() > MAX_METADATA {
-        return Err(RoomError::MetadataTooLarge { len: m.len() });
-    }
-    Ok(())
 }

@@ -12,8 +12,8 @@ use moim_sfu::{Command, MediaEvent, PeerKey, RoomKey, TrackKey};
 use tracing::{debug, info};
 
 use super::ids::Ids;
-use super::output::{ConnectionId, Now, Outbox, RoomOutput, SignalClose};
-use super::participant::{Participant, ParticipantKey};
+use super::output::{Now, Outbox, RoomOutput, SignalClose};
+use super::participant::{ConnectionId, Participant, ParticipantKey};
 use super::wire;
 
 /// A room's settings; the server API may change them while it runs.

@@ -1,7 +1,8 @@
 //! What can go wrong in a room, as one type. Each wire maps it in one place:
 //! the Twirp API in `twirp.rs`, the signal connection in `wire.rs`.
 
-use super::admin::MAX_METADATA;
+/// LiveKit caps metadata at 512 KiB; so does moim.
+pub const MAX_METADATA: usize = 512 * 1024;
 
 /// A join the room did not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,4 +34,12 @@ pub enum RoomError {
     NotAllowed(String),
     #[error("{0}")]
     LimitExceeded(String),
+}
+
+/// Metadata (a participant's or the room's) within LiveKit's limit.
+pub(super) fn check_metadata(m: &str) -> Result<(), RoomError> {
+    if m.len() > MAX_METADATA {
+        return Err(RoomError::MetadataTooLarge { len: m.len() });
+    }
+    Ok(())
 }

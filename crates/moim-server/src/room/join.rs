@@ -10,8 +10,8 @@ use tracing::info;
 
 use super::core::{enabled_codecs, RoomCore};
 use super::error::JoinError;
-use super::output::{ConnectionId, Now, SignalClose};
-use super::participant::{Participant, ParticipantKey};
+use super::output::{Now, SignalClose};
+use super::participant::{ConnectionId, Participant, ParticipantKey};
 use crate::client_info::ClientProfile;
 use crate::server_info::{server_info, LIVEKIT_COMPATIBLE_VERSION};
 

@@ -22,11 +22,11 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{AdminReply, AdminRequest, AdminResult, MAX_METADATA};
+pub use admin::{AdminReply, AdminRequest, AdminResult};
 pub use core::{RoomConfig, RoomCore};
-pub use error::{JoinError, RoomError};
+pub use error::{JoinError, RoomError, MAX_METADATA};
 pub use ids::{Ids, PlaneIds, SequentialIds};
 pub use join::{JoinParams, Joined};
-pub use output::{ConnectionId, Now, RoomOutput, SignalClose};
-pub use participant::ParticipantKey;
+pub use output::{Now, RoomOutput, SignalClose};
+pub use participant::{ConnectionId, ParticipantKey};
 pub use shell::{spawn, Outbound, RoomEnv, RoomGone, RoomHandle, RoomInput};

@@ -9,12 +9,7 @@ use std::time::Instant;
 use moim_proto::lk::{self, signal_response::Message as Resp};
 use moim_sfu::Command;
 
-use super::participant::Participant;
-
-/// One signal connection (WebSocket) of a participant. A participant that
-/// resumes gets a new one; messages for the old one are dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
+use super::participant::{ConnectionId, Participant};
 
 /// Why the server ends a signal connection; the close frame says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

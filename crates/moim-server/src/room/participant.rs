@@ -8,8 +8,12 @@ use moim_proto::token::VideoGrant;
 use moim_sfu::codec::VideoCodec;
 use moim_sfu::{PeerKey, TrackKey};
 
-use super::output::ConnectionId;
 use crate::client_info::ClientProfile;
+
+/// One signal connection (WebSocket) of a participant. A participant that
+/// resumes gets a new one; messages for the old one are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
 
 /// A participant, within its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

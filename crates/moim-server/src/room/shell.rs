@@ -18,8 +18,8 @@ use super::core::{RoomConfig, RoomCore};
 use super::error::JoinError;
 use super::ids::PlaneIds;
 use super::join::{JoinParams, Joined};
-use super::output::{ConnectionId, Now, RoomOutput, SignalClose};
-use super::participant::ParticipantKey;
+use super::output::{Now, RoomOutput, SignalClose};
+use super::participant::{ConnectionId, ParticipantKey};
 use crate::webhook::Notifier;
 
 /// What the room hands a signal connection to write.

@@ -6,9 +6,8 @@ use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Mess
 use moim_sfu::Command;
 use tracing::{debug, info};
 
-use super::admin::check_metadata;
 use super::core::RoomCore;
-use super::error::RoomError;
+use super::error::{check_metadata, RoomError};
 use super::participant::ParticipantKey;
 use super::wire;
 

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::shard::{ShardCommand, ShardHandle, ShardInput};
+use crate::inbox::{ShardCommand, ShardHandle, ShardInput};
 use crate::stun;
 use framing::{Framer, TooLong};
 use limits::{ConnId, Limit, Refused, Table, Warning};

@@ -3,11 +3,11 @@
 
 use tracing::warn;
 
+use super::track::Subscription;
 use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, PeerRole, TrackKey};
 use crate::codec::VideoCodec;
 use crate::peer::{Answered, SectionLabel};
-use crate::track::Subscription;
 
 impl<Io: ShardIo> Shard<Io> {
     pub(super) fn on_offer(&mut self, key: PeerKey, sdp: &str, id: u32) {

@@ -6,8 +6,8 @@ use prost::Message;
 use str0m::channel::ChannelData;
 use tracing::debug;
 
+use super::{Shard, ShardIo};
 use crate::api::{PeerKey, RoomKey};
-use crate::shard::{Shard, ShardIo};
 
 /// Packets held for a participant whose data channel is not open yet.
 const MAX_PENDING_DATA: usize = 64;

@@ -9,12 +9,12 @@ use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use tracing::{info, warn};
 
+use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
-use crate::shard::{Shard, ShardIo};
 
 /// Keyframe requests to a publisher, at most this often per layer.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);

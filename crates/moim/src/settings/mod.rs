@@ -1,6 +1,8 @@
 //! `moim serve` settings from three layers, later wins: the config file,
 //! `MOIM_*` environment variables, command-line flags.
 
+mod webhook;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -34,7 +36,7 @@ pub struct FileSettings {
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
     #[serde(default)]
-    pub webhook: crate::webhook_settings::WebhookFileSettings,
+    pub webhook: webhook::WebhookFileSettings,
     #[serde(default)]
     pub shutdown: ShutdownSettings,
 }
@@ -425,7 +427,7 @@ pub fn resolve(
     if c.keys.is_empty() {
         return Err(SettingsError::NoKeys);
     }
-    crate::webhook_settings::apply(&mut c, file.webhook, env)?;
+    webhook::apply(&mut c, file.webhook, env)?;
     Ok(c)
 }
 

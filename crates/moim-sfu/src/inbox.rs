@@ -1,4 +1,4 @@
-//! How work reaches a shard, on two paths that behave differently under
+//! How work reaches a media shard, on two paths that behave differently under
 //! overload:
 //!
 //! - **Datagrams** (UDP from shard 0's socket, ICE-TCP frames) go on a
@@ -18,7 +18,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::mpsc;
 
 use crate::api::Command;
-use crate::demux::Doorbell;
+use crate::doorbell::Doorbell;
 
 /// Datagrams queued per shard before they are dropped.
 pub(crate) const DATAGRAM_QUEUE: usize = 8192;

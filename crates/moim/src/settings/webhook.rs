@@ -4,7 +4,7 @@
 use moim_server::ServerConfig;
 use serde::Deserialize;
 
-use crate::settings::SettingsError;
+use super::SettingsError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -183,8 +183,8 @@ pub enum PeerEvent {
         audio: u32,
         video: u32,
     },
-    /// A client SDP could not be applied. The text says why.
-    NegotiationFailed(String),
+    /// A client SDP could not be applied.
+    NegotiationFailed(NegotiationError),
     TrackBound {
         track: TrackKey,
         mid: String,
@@ -208,4 +208,21 @@ pub enum PeerEvent {
     Disconnected,
     /// Keyframes were requested from this publisher's track (for logs/metrics).
     Closed,
+}
+
+/// Why a client's SDP was not applied. The peer connection stays as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NegotiationError {
+    #[error("client offer is not valid SDP: {0}")]
+    OfferNotSdp(String),
+    #[error("client offer cannot be applied: {0}")]
+    OfferRefused(String),
+    #[error("client answer is not valid SDP: {0}")]
+    AnswerNotSdp(String),
+    #[error("client answer cannot be applied: {0}")]
+    AnswerRefused(String),
+    #[error("answer id {got} does not match the outstanding offer {expected}; ignored")]
+    StaleAnswer { got: u32, expected: u32 },
+    #[error("answer without an outstanding server offer; ignored")]
+    NoOfferOutstanding,
 }

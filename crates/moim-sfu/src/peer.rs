@@ -13,7 +13,9 @@ use str0m::rtp::Ssrc;
 use str0m::Rtc;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::api::{MediaEvent, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind};
+use crate::api::{
+    MediaEvent, NegotiationError, PeerEvent, PeerKey, PeerRole, PeerSpec, TrackKey, TrackKind,
+};
 use crate::codec::VideoCodec;
 use crate::forward::StreamPosition;
 use crate::sdp_munge::{self, BoundSection};
@@ -163,14 +165,14 @@ impl Peer {
 
     /// Applies a client offer and answers it. Returns the tracks newly bound
     /// to publishing sections and the subscriptions bound to receive sections.
-    pub fn accept_offer(&mut self, sdp: &str, id: u32) -> Result<OfferOutcome, String> {
+    pub fn accept_offer(&mut self, sdp: &str, id: u32) -> Result<OfferOutcome, NegotiationError> {
         let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| format!("client offer is not valid SDP: {e}"))?;
+            .map_err(|e| NegotiationError::OfferNotSdp(e.to_string()))?;
         let answer = self
             .rtc
             .sdp_api()
             .accept_offer(offer)
-            .map_err(|e| format!("client offer cannot be applied: {e}"))?;
+            .map_err(|e| NegotiationError::OfferRefused(e.to_string()))?;
         self.learn_mids(sdp);
         let mut outcome = OfferOutcome::default();
         self.bind_published_sections(&mut outcome);
@@ -504,22 +506,22 @@ impl Peer {
     }
 
     /// Applies the client's answer to the outstanding server offer.
-    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<Answered, String> {
+    pub fn accept_answer(&mut self, sdp: &str, id: u32) -> Result<Answered, NegotiationError> {
         if id != 0 && id != self.pending_offer_id {
-            return Err(format!(
-                "answer id {id} does not match the outstanding offer {}; ignored",
-                self.pending_offer_id
-            ));
+            return Err(NegotiationError::StaleAnswer {
+                got: id,
+                expected: self.pending_offer_id,
+            });
         }
         let Some(pending) = self.pending_offer.take() else {
-            return Err("answer without an outstanding server offer; ignored".into());
+            return Err(NegotiationError::NoOfferOutstanding);
         };
         let answer = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|e| format!("client answer is not valid SDP: {e}"))?;
+            .map_err(|e| NegotiationError::AnswerNotSdp(e.to_string()))?;
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
-            .map_err(|e| format!("client answer cannot be applied: {e}"))?;
+            .map_err(|e| NegotiationError::AnswerRefused(e.to_string()))?;
         let again = std::mem::take(&mut self.renegotiate)
             || !self.waiting.is_empty()
             || !self.to_stop.is_empty();

@@ -397,3 +397,39 @@ fn a_removed_peer_gives_up_its_ufrag() {
     );
     assert!(call.shard.peers.is_empty());
 }
+
+#[test]
+fn a_client_sdp_that_cannot_be_applied_is_refused_with_a_reason() {
+    let mut call = Call::new();
+    call.add_peer(PUBLISHER, PeerRole::Publisher);
+    call.command(Command::Offer {
+        peer: PUBLISHER,
+        sdp: "v=0 but not really SDP".into(),
+        id: 1,
+    });
+    call.subscriber_joins();
+    call.command(Command::Answer {
+        peer: SUBSCRIBER,
+        sdp: String::new(),
+        id: 77,
+    });
+    let mut failures = Vec::new();
+    while let Ok(ev) = call.events.try_recv() {
+        if let PeerEvent::NegotiationFailed(e) = ev.event {
+            failures.push((ev.peer, e));
+        }
+    }
+    assert!(
+        matches!(
+            failures.as_slice(),
+            [
+                (PUBLISHER, crate::api::NegotiationError::OfferNotSdp(_)),
+                (
+                    SUBSCRIBER,
+                    crate::api::NegotiationError::StaleAnswer { got: 77, .. }
+                ),
+            ]
+        ),
+        "{failures:?}"
+    );
+}

@@ -118,6 +118,9 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
   const explain = async () =>
     [
       `balancer: ${JSON.stringify(balancer.routed)}`,
+      `bob's inbound streams: ${JSON.stringify(
+        (await evalWithin(bob, () => window.app.stats()).catch(() => ({ inbound: [] }))).inbound,
+      )}`,
       consoleTail(alice, 40),
       consoleTail(bob, 40),
       first.logTail(40),

@@ -88,12 +88,15 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
             let _ = sink
                 .send(Message::Close(Some(close_frame(SignalClose::Left(reason)))))
                 .await;
+            await_client_close(&mut stream).await;
             return;
         }
     };
 
     let mut format = FrameFormat::Protobuf;
     let mut malformed: u64 = 0;
+    // Set when this side sent the close frame and the client's must follow.
+    let mut closing = false;
     let silence_limit = state.config.signal_silence_limit;
     loop {
         tokio::select! {
@@ -105,6 +108,7 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                 }
                 Some(Outbound::Close(why)) => {
                     let _ = sink.send(Message::Close(Some(close_frame(why)))).await;
+                    closing = true;
                     break;
                 }
                 None => break,
@@ -121,6 +125,7 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
                             code: CLOSE_POLICY,
                             reason: Utf8Bytes::from(reason),
                         }))).await;
+                        closing = true;
                         break;
                     }
                     Ok(None) => break,
@@ -184,6 +189,9 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
             }
         }
     }
+    if closing {
+        await_client_close(&mut stream).await;
+    }
     if malformed > MALFORMED_LOGGED {
         warn!(%identity, malformed, "signal connection ended; it sent {malformed} malformed frames in all");
     }
@@ -191,6 +199,27 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Claims, mut params:
         participant: joined.participant,
         connection: joined.connection,
     });
+}
+
+/// How long a client has to answer our close frame with its own.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits for the client's close frame after ours (RFC 6455 §7.1.1), reading
+/// and dropping what it still sends. Closing the socket at once, with the
+/// client's frames unread, makes the kernel send a reset, and a reset can
+/// destroy our close frame before the client reads the reason.
+async fn await_client_close<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Joins the room named in the token. A room that is closing refuses the

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use moim_proto::lk::{self, signal_request, signal_response};
+use moim_turn::proto::message::{attr, method, Class, MessageBuilder};
 use prost::Message as _;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -107,19 +108,11 @@ async fn join_and_leave(server: &common::TestServer, room: &str, identity: &str)
 /// it to the shard of that ufrag's PeerConnection, which then rejects it
 /// (it carries no MESSAGE-INTEGRITY).
 fn stun_binding(ufrag: &str, n: u64) -> Vec<u8> {
-    let username = format!("{ufrag}:flood");
-    let padded = username.len().div_ceil(4) * 4;
-    let mut b = Vec::with_capacity(20 + 4 + padded);
-    b.extend_from_slice(&0x0001u16.to_be_bytes());
-    b.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-    b.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    b.extend_from_slice(&n.to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&0x0006u16.to_be_bytes());
-    b.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    b.extend_from_slice(username.as_bytes());
-    b.resize(20 + 4 + padded, 0);
-    b
+    let mut tid = [0u8; 12];
+    tid[..8].copy_from_slice(&n.to_be_bytes());
+    let mut b = MessageBuilder::new(Class::Request, method::BINDING, tid);
+    b.add(attr::USERNAME, format!("{ufrag}:flood").as_bytes());
+    b.finish(None, false)
 }
 
 fn flood(target: SocketAddr, ufrags: Vec<String>, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {

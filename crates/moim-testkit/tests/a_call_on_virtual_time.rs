@@ -18,6 +18,17 @@ fn ana_speaks_to_ben() -> (Sim, Who, Who) {
     (sim, ana, ben)
 }
 
+/// The sid of the last track `who` was told `identity` publishes.
+fn last_track_sid(sim: &Sim, who: Who, identity: &str) -> String {
+    sim.person(who)
+        .updates_about(identity)
+        .iter()
+        .flat_map(|p| p.tracks.iter())
+        .map(|t| t.sid.clone())
+        .next_back()
+        .unwrap_or_else(|| panic!("no track of {identity} was announced"))
+}
+
 #[test]
 fn a_participant_hears_the_one_who_publishes() {
     let (sim, ana, ben) = ana_speaks_to_ben();
@@ -35,14 +46,7 @@ fn a_participant_hears_the_one_who_publishes() {
 #[test]
 fn a_server_side_mute_stops_the_audio_and_unmute_brings_it_back() {
     let (mut sim, ana, ben) = ana_speaks_to_ben();
-    let sid = sim
-        .person(ben)
-        .updates_about("ana")
-        .iter()
-        .flat_map(|p| p.tracks.iter())
-        .map(|t| t.sid.clone())
-        .next_back()
-        .expect("ana's track sid");
+    let sid = last_track_sid(&sim, ben, "ana");
     let mute = |muted| AdminRequest::Mute {
         identity: "ana".into(),
         track_sid: sid.clone(),
@@ -168,14 +172,7 @@ fn a_subscriber_moves_between_simulcast_layers_only_at_keyframes() {
         "he ends on the highest: {first:?}"
     );
 
-    let sid = sim
-        .person(ben)
-        .updates_about("ana")
-        .iter()
-        .flat_map(|p| p.tracks.iter())
-        .map(|t| t.sid.clone())
-        .next_back()
-        .expect("the camera's sid");
+    let sid = last_track_sid(&sim, ben, "ana");
     let ask = |quality: lk::VideoQuality| {
         lk::signal_request::Message::TrackSetting(lk::UpdateTrackSettings {
             track_sids: vec![sid.clone()],

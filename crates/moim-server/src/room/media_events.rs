@@ -41,32 +41,18 @@ impl RoomCore {
                 sdp,
                 id,
                 mid_to_track_id,
-            } => {
-                self.out.tell(
-                    p,
-                    Resp::Answer(lk::SessionDescription {
-                        r#type: "answer".into(),
-                        sdp,
-                        id,
-                        mid_to_track_id,
-                    }),
-                );
-            }
+            } => self.out.tell(
+                p,
+                Resp::Answer(description("answer", sdp, id, mid_to_track_id)),
+            ),
             PeerEvent::Offer {
                 sdp,
                 id,
                 mid_to_track_id,
-            } => {
-                self.out.tell(
-                    p,
-                    Resp::Offer(lk::SessionDescription {
-                        r#type: "offer".into(),
-                        sdp,
-                        id,
-                        mid_to_track_id,
-                    }),
-                );
-            }
+            } => self.out.tell(
+                p,
+                Resp::Offer(description("offer", sdp, id, mid_to_track_id)),
+            ),
             PeerEvent::NeedMediaSections { audio, video } => {
                 self.out.tell(
                     p,
@@ -179,5 +165,19 @@ impl RoomCore {
             self.subscribe(s, track);
         }
         self.hook_track_published(owner, track);
+    }
+}
+
+fn description(
+    kind: &str,
+    sdp: String,
+    id: u32,
+    mid_to_track_id: std::collections::HashMap<String, String>,
+) -> lk::SessionDescription {
+    lk::SessionDescription {
+        r#type: kind.into(),
+        sdp,
+        id,
+        mid_to_track_id,
     }
 }

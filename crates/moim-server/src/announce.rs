@@ -39,7 +39,7 @@ pub enum DiscoveryError {
     NoServers,
     #[error("no STUN server answered ({0}). Check that outbound UDP to them is allowed, or set --node-ip to the public IP")]
     NoAnswer(String),
-    #[error("the STUN discovery task failed: {0}")]
+    #[error("the STUN discovery of the external address failed inside moim ({0}); set --node-ip to the public IP to skip discovery")]
     Task(String),
 }
 

@@ -220,7 +220,9 @@ impl MediaPlane {
         let shard = &self.shards[(room.0 as usize) % self.shards.len()];
         if shard.command(ShardCommand::Room(cmd)).await.is_err() {
             warn!(%room,
-                "a media shard has stopped; the command is lost with it"
+                "a media shard thread has stopped, so this room has no media until moim \
+                 restarts; an earlier ERROR or panic from a moim-media thread says why. \
+                 Restart moim"
             );
         }
     }

@@ -374,7 +374,9 @@ impl<Io: ShardIo> Shard<Io> {
             warn!(
                 peer = %spec.peer,
                 room = %spec.room,
-                "a peer was added to a room the shard was not told of; it is ignored"
+                "internal error: a PeerConnection was added to a room its media shard was never \
+                 told of (OpenRoom missing), so it is not built and that participant gets no \
+                 media. This is a bug in moim; please report it with this log"
             );
             return;
         };

@@ -115,6 +115,29 @@ describe('livekit-client is told why moim refuses a join', () => {
     assert.match(seen.text, /token is too large/);
   });
 
+  test('a full room: the newcomer\'s socket closes saying so', { timeout: 60_000 }, async () => {
+    const { RoomServiceClient } = await import('livekit-server-sdk');
+    const rooms = new RoomServiceClient(server.httpUrl, API_KEY, API_SECRET);
+    await rooms.createRoom({ name: 'refusals-full', maxParticipants: 1 });
+    const first = await freshPage('refusals/first');
+    await first.evaluate(
+      ([u, t]) => window.app.join(u, t, {}, 'none'),
+      [server.wsUrl, await mintToken('alice', 'refusals-full')],
+    );
+    const second = await freshPage('refusals/second');
+    assert.ok(
+      await joinError(second, server.wsUrl, await mintToken('bob', 'refusals-full')),
+      'the join fails',
+    );
+    const closes = await second.evaluate(() =>
+      window.app.webSockets().filter((w) => w.closeCode !== null),
+    );
+    const full = closes.find((w) => /room is full/.test(w.closeReason ?? ''));
+    assert.ok(full, `a close frame says the room is full: ${JSON.stringify(closes)}`);
+    assert.equal(full.closeCode, 1008);
+    assert.equal(await first.evaluate(() => window.app.summary().state), 'connected');
+  });
+
   test('a draining server: 503 for newcomers while the call goes on', { timeout: 60_000 }, async () => {
     const inCall = await freshPage('refusals/in-call');
     await inCall.evaluate(

@@ -6,6 +6,13 @@
 // action RECONNECT), closes with 1001 and a reason, and exits 0. The pages
 // join again through the same URL, land on the second server, and Bob sees
 // Alice's video again.
+//
+// Alice and Bob each get their own Chromium, as two people on two machines
+// do. On a full reconnect livekit-client stops and re-acquires the camera;
+// two pages of one Chromium doing that at the same moment share its fake
+// capture device, which then often delivers no frame to either (the track
+// stays "live", the encoder counts 0 frames). That looked like a moim bug
+// until the pages' outbound stats were read: explain() prints them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -84,7 +91,8 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
   second.name = 'second';
   let pageServer;
   let balancer;
-  let browser;
+  let aliceBrowser;
+  let bobBrowser;
   let alice;
   let bob;
 
@@ -93,9 +101,12 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
       await Promise.all([first.start(), second.start()]);
       pageServer = await startStaticServer();
       balancer = await startBalancer([first, second]);
-      browser = await launchBrowser(pageServer.origin);
-      alice = await browser.newPage('shutdown/alice');
-      bob = await browser.newPage('shutdown/bob');
+      [aliceBrowser, bobBrowser] = await Promise.all([
+        launchBrowser(pageServer.origin),
+        launchBrowser(pageServer.origin),
+      ]);
+      alice = await aliceBrowser.newPage('shutdown/alice');
+      bob = await bobBrowser.newPage('shutdown/bob');
       await openTestPage(alice, pageServer.origin);
       await openTestPage(bob, pageServer.origin);
     },
@@ -103,7 +114,8 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
   );
   after(
     async () => {
-      await browser?.close();
+      await aliceBrowser?.close();
+      await bobBrowser?.close();
       await balancer?.close();
       await pageServer?.close();
       await first.stop();
@@ -115,12 +127,13 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
   const decodedFromAlice = async () =>
     (await evalWithin(bob, () => window.app.stats())).video.framesDecoded;
 
+  const streams = async (page, dir) =>
+    JSON.stringify((await evalWithin(page, () => window.app.stats()).catch(() => ({})))[dir]);
   const explain = async () =>
     [
       `balancer: ${JSON.stringify(balancer.routed)}`,
-      `bob's inbound streams: ${JSON.stringify(
-        (await evalWithin(bob, () => window.app.stats()).catch(() => ({ inbound: [] }))).inbound,
-      )}`,
+      `bob's inbound streams: ${await streams(bob, 'inbound')}`,
+      `alice's outbound streams (framesEncoded 0: her camera gives no frames): ${await streams(alice, 'outbound')}`,
       consoleTail(alice, 40),
       consoleTail(bob, 40),
       first.logTail(40),

@@ -204,6 +204,13 @@ pub enum PeerEvent {
         track: TrackKey,
         reason: String,
     },
+    /// A published audio track's level changed (see `audio_level.rs`): 0
+    /// for no voice, else the linear amplitude of its voice, in (0, 1].
+    /// Reported at most every `audio_level::LEVEL_WINDOW`.
+    AudioLevel {
+        track: TrackKey,
+        level: f32,
+    },
     Connected,
     Disconnected,
     /// Keyframes were requested from this publisher's track (for logs/metrics).

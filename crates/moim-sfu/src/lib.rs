@@ -6,6 +6,7 @@
 //! packet path needs no locks.
 
 pub mod api;
+pub mod audio_level;
 pub mod codec;
 pub mod dd;
 mod demux;

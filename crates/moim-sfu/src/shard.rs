@@ -24,6 +24,7 @@ use track::Track;
 
 mod data;
 mod io;
+mod levels;
 mod negotiate;
 mod run_loop;
 #[cfg(test)]
@@ -72,6 +73,9 @@ pub(crate) struct Shard<Io = SocketIo> {
     /// Each open room's event channel, for the peers it adds.
     room_events: HashMap<RoomKey, UnboundedSender<MediaEvent>>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    /// When the audio tracks' levels are next worked out; `None` while the
+    /// shard has no audio track, so an idle shard sleeps.
+    level_tick: Option<Instant>,
     /// Peers that were written to and must be polled before sleeping.
     pub dirty: Vec<PeerKey>,
 }
@@ -93,6 +97,7 @@ impl<Io: ShardIo> Shard<Io> {
             rooms: HashMap::new(),
             room_events: HashMap::new(),
             timers: BinaryHeap::new(),
+            level_tick: None,
             dirty: Vec::new(),
         }
     }
@@ -297,6 +302,9 @@ impl<Io: ShardIo> Shard<Io> {
                 let mut t = Track::new(track, peer, track_sid, participant_sid, kind);
                 t.has_packet_trailer = packet_trailer;
                 self.tracks.insert(track, t);
+                if kind == crate::api::TrackKind::Audio {
+                    self.start_level_tick();
+                }
             }
             Command::RemoveTrack { track } => self.remove_track(track),
             Command::Subscribe { peer, track } => self.subscribe(peer, track),

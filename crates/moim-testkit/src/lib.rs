@@ -135,6 +135,15 @@ impl Sim {
         &self.people[who.0]
     }
 
+    pub fn people(&self) -> impl Iterator<Item = &Participant> {
+        self.people.iter()
+    }
+
+    /// Makes `who`'s microphone carry a voice this loud (-dBov), or silence.
+    pub fn talk(&mut self, who: Who, voice: Option<u8>) {
+        self.people[who.0].voice = voice;
+    }
+
     /// Joins a new participant, who subscribes to everything.
     pub fn join(&mut self, identity: &str) -> Who {
         let who = Who(self.people.len());

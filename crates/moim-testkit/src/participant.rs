@@ -75,6 +75,9 @@ pub struct Participant {
     pub video_seen: Vec<VideoFrame>,
     pub publisher_connected: bool,
     pub subscriber_connected: bool,
+    /// How loud the microphone is, in -dBov (RFC 6464: 0 is the loudest);
+    /// `None` sends silence (127).
+    pub voice: Option<u8>,
     publisher: Rtc,
     subscriber: Rtc,
     publisher_addr: SocketAddr,
@@ -112,6 +115,7 @@ impl Participant {
             video_seen: Vec::new(),
             publisher_connected: false,
             subscriber_connected: false,
+            voice: None,
             publisher: pc(publisher_addr),
             subscriber: pc(subscriber_addr),
             publisher_addr,
@@ -272,6 +276,10 @@ impl Participant {
         };
         self.frames_sent += 1;
         let time = MediaTime::new(self.frames_sent * 960, Frequency::FORTY_EIGHT_KHZ);
+        let writer = match self.voice {
+            Some(dbov) => writer.audio_level(-(dbov.min(127) as i8), true),
+            None => writer.audio_level(-127, false),
+        };
         // The SFU never decodes Opus; any bytes will do.
         let _ = writer.write(pt, now, time, vec![0xf8, 0xff, 0xfe]);
     }

@@ -213,3 +213,57 @@ fn a_subscriber_moves_between_simulcast_layers_only_at_keyframes() {
     assert_eq!(runs.last(), Some(&(2, true)), "{runs:?}");
     println!("layer switches done after {:?} of call time", sim.elapsed());
 }
+
+/// The speakers `who` was last told of, by identity, active ones only.
+fn speakers_heard_by(sim: &Sim, who: Who) -> Vec<String> {
+    let mut active = std::collections::BTreeMap::new();
+    for m in &sim.person(who).received {
+        if let lk::signal_response::Message::SpeakersChanged(c) = m {
+            for s in &c.speakers {
+                active.insert(s.sid.clone(), s.active);
+            }
+        }
+    }
+    let name_of = |sid: &str| {
+        sim.people()
+            .find(|p| p.sid == sid)
+            .map(|p| p.identity.clone())
+            .unwrap_or_else(|| sid.to_string())
+    };
+    active
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(sid, _)| name_of(&sid))
+        .collect()
+}
+
+#[test]
+fn whoever_talks_becomes_the_active_speaker_and_silence_ends_it() {
+    let (mut sim, ana, ben) = ana_speaks_to_ben();
+    sim.run_for(Duration::from_secs(1));
+    assert!(
+        speakers_heard_by(&sim, ben).is_empty(),
+        "a silent microphone makes nobody a speaker"
+    );
+
+    sim.talk(ana, Some(20));
+    let started = sim.elapsed();
+    sim.run_until("ben is told ana speaks", |s| {
+        speakers_heard_by(s, ben) == ["ana"]
+    });
+    let detected = sim.elapsed() - started;
+    assert_eq!(
+        speakers_heard_by(&sim, ana),
+        ["ana"],
+        "ana sees herself speak"
+    );
+
+    sim.talk(ana, None);
+    let stopped = sim.elapsed();
+    sim.run_until("ben is told ana stopped", |s| {
+        speakers_heard_by(s, ben).is_empty()
+    });
+    let dropped = sim.elapsed() - stopped;
+    println!("ana was a speaker after {detected:?} and dropped {dropped:?} after she stopped");
+    assert!(detected < Duration::from_secs(1) && dropped < Duration::from_secs(2));
+}

@@ -94,7 +94,10 @@ impl RoomCore {
                 identity,
                 track_sid,
                 muted,
-            } => self.admin_mute(&identity, &track_sid, muted),
+            } => {
+                self.speakers.touch(now);
+                self.admin_mute(&identity, &track_sid, muted)
+            }
             AdminRequest::UpdateParticipant(u) => self.admin_update_participant(u),
             AdminRequest::UpdateSubscriptions(u) => {
                 let key = self.key_of(&u.identity)?;

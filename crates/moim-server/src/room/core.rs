@@ -14,6 +14,7 @@ use tracing::{debug, info};
 use super::ids::Ids;
 use super::output::{Now, Outbox, RoomOutput, SignalClose};
 use super::participant::{ConnectionId, Participant, ParticipantKey};
+use super::speakers::Speakers;
 use super::wire;
 
 /// A room's settings; the server API may change them while it runs.
@@ -48,6 +49,7 @@ pub struct RoomCore {
     pub(super) empty_since: Option<Instant>,
     /// DeleteRoom or shutdown: close as soon as the room is empty.
     pub(super) deleted: bool,
+    pub(super) speakers: Speakers,
     closed: bool,
 }
 
@@ -67,6 +69,7 @@ impl RoomCore {
             unix_ms: now.unix_ms,
             empty_since: Some(now.at),
             deleted: false,
+            speakers: Speakers::default(),
             closed: false,
         };
         info!(room = %room.name, sid = %room.sid, "room started");
@@ -120,7 +123,7 @@ impl RoomCore {
         } else {
             None
         };
-        departures.chain(closing).min()
+        departures.chain(closing).chain(self.speakers.due).min()
     }
 
     /// Expires participants that did not resume in time, and closes the room
@@ -134,6 +137,9 @@ impl RoomCore {
             .filter(|p| p.disconnected_at.is_some_and(|t| now.at >= t + timeout))
             .map(|p| p.key)
             .collect();
+        if self.speakers.due.is_some_and(|t| t <= now.at) {
+            self.send_speakers(now.at);
+        }
         for key in gone {
             info!(
                 participant = %key,
@@ -195,7 +201,7 @@ impl RoomCore {
 
     pub fn handle_media(&mut self, now: Now, event: MediaEvent) {
         self.unix_ms = now.unix_ms;
-        self.on_media(event);
+        self.on_media(now.at, event);
     }
 
     /// moim is shutting down: every participant is sent elsewhere and the
@@ -285,6 +291,7 @@ impl RoomCore {
         if !p.hidden() {
             self.broadcast_update(vec![p.disconnected_info()], None);
         }
+        self.speakers.left(now, &p.sid);
         info!(room = %self.name, identity = %p.identity, ?reason, "participant left");
         self.hook_left(&p);
         if self.participants.is_empty() {

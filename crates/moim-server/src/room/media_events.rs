@@ -1,6 +1,8 @@
 //! What a room does with events from its media shard: SDP to relay, tracks
 //! whose SDP section is now known, connections that came up.
 
+use std::time::Instant;
+
 use moim_proto::lk::{self, signal_response::Message as Resp};
 use moim_sfu::codec::VideoCodec;
 use moim_sfu::{MediaEvent, PeerEvent, TrackKey};
@@ -29,7 +31,7 @@ impl RoomCore {
         }
     }
 
-    pub(super) fn on_media(&mut self, ev: MediaEvent) {
+    pub(super) fn on_media(&mut self, now: Instant, ev: MediaEvent) {
         let Some(&key) = self.by_peer.get(&ev.peer) else {
             return;
         };
@@ -70,6 +72,7 @@ impl RoomCore {
             PeerEvent::SubscriptionUnusable { track, reason } => {
                 self.subscription_unusable(key, track, &reason)
             }
+            PeerEvent::AudioLevel { track, level } => self.speakers.set_level(now, track, level),
             PeerEvent::Connected => {
                 if !p.active {
                     p.active = true;

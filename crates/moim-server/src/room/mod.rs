@@ -17,6 +17,7 @@ mod participant;
 mod publish;
 mod shell;
 mod signal_requests;
+mod speakers;
 pub mod wire;
 
 #[cfg(test)]

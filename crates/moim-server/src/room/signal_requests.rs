@@ -56,6 +56,7 @@ impl RoomCore {
                 if let Some(t) = p.tracks.iter_mut().find(|t| t.info.sid == m.sid) {
                     t.info.muted = m.muted;
                     p.bump();
+                    self.speakers.touch(now);
                     let info = p.info();
                     self.broadcast_update(vec![info], Some(key));
                 }

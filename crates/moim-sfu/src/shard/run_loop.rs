@@ -126,14 +126,21 @@ impl Shard<SocketIo> {
 
 /// Time, for a shard core driven by a test as much as by its loop.
 impl<Io: ShardIo> Shard<Io> {
-    /// When the next peer timer is due.
+    /// When the next peer timer, or the audio level tick, is due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let peer = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (peer, self.level_tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires the peers' timers that are due at `now`.
     pub(crate) fn fire_timers(&mut self, now: Instant) {
         self.now = now;
+        if self.level_tick.is_some_and(|t| t <= now) {
+            self.report_levels(now);
+        }
         while let Some(Reverse((t, key))) = self.timers.peek().copied() {
             if t > now {
                 break;

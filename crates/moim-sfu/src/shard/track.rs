@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
+use crate::audio_level::LevelMeter;
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
@@ -86,6 +87,8 @@ pub(crate) struct Track {
     book: LayerBook,
     layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
     last_keyframe_request: [Option<Instant>; MAX_LAYERS],
+    /// How loud an audio track is (see `audio_level.rs`).
+    pub meter: LevelMeter,
     pub subs: Vec<Subscription>,
 }
 
@@ -110,6 +113,7 @@ impl Track {
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
             last_keyframe_request: [None; MAX_LAYERS],
+            meter: LevelMeter::default(),
             subs: Vec::new(),
         }
     }
@@ -246,6 +250,9 @@ impl<Io: ShardIo> Shard<Io> {
         let now = pkt.timestamp;
         track.book.saw(layer, now);
         let is_video = track.kind == TrackKind::Video;
+        if let (false, Some(level)) = (is_video, pkt.header.ext_vals.audio_level) {
+            track.meter.observe(level);
+        }
         let input = InPacket {
             layer,
             seq: *pkt.seq_no,

@@ -30,6 +30,8 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
+  // page/app.js speak() plays a tone through an AudioContext.
+  '--autoplay-policy=no-user-gesture-required',
 ];
 
 export function moimBinary() {

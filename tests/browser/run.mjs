@@ -365,6 +365,38 @@ function scenario(run, server) {
     assert.equal(response, `ping back from ${ids.B}`);
   });
 
+  step('speakers', `${run.id}: ActiveSpeakersChanged names A within 2 s of A talking, and drops A within 2 s of A muting`, { needs: ['join'], timeout: 30_000 }, async (t) => {
+    const speakers = (page) => evalWithin(page, () => window.app.activeSpeakers());
+    // B stays quiet: its fake microphone only beeps, and it is muted anyway.
+    await evalWithin(B, () => window.app.setMicrophone(false));
+    await waitFor(async () => (await speakers(B)).length === 0, {
+      timeout: 5_000,
+      describe: async () => `B still lists speakers before anyone talks: ${JSON.stringify(await speakers(B))}`,
+    });
+    const talking = Date.now();
+    await evalWithin(A, () => window.app.speak());
+    await waitFor(async () => JSON.stringify(await speakers(B)) === JSON.stringify([ids.A]), {
+      timeout: 2_000,
+      interval: 50,
+      describe: async () => `B's active speakers: ${JSON.stringify(await speakers(B))}, A's: ${JSON.stringify(await speakers(A))}`,
+    });
+    const detected = Date.now() - talking;
+    assert.deepEqual(await speakers(A), [ids.A], 'A sees itself speaking');
+    const level = await evalWithin(B, (id) => window.app.room.remoteParticipants.get(id).audioLevel, ids.A);
+    assert.ok(level > 0 && level <= 1, `A's level at B is in (0, 1]: ${level}`);
+
+    const muting = Date.now();
+    await evalWithin(A, () => window.app.setMicrophone(false));
+    await waitFor(async () => (await speakers(B)).length === 0, {
+      timeout: 2_000,
+      interval: 50,
+      describe: async () => `B still lists ${JSON.stringify(await speakers(B))} after A muted`,
+    });
+    t.diagnostic(`A named a speaker at B after ${detected} ms (level ${level.toFixed(2)}), dropped ${Date.now() - muting} ms after muting`);
+    await evalWithin(A, () => window.app.setMicrophone(true));
+    await evalWithin(B, () => window.app.setMicrophone(true));
+  });
+
   step('reconnect', `${run.id}: B's killed signal WebSocket reconnects and media flows again`, { needs: ['join'], timeout: 90_000 }, async (t) => {
     const before = await stats(B);
     const killed = await evalWithin(B, () => window.app.killSignal());

@@ -58,6 +58,9 @@
         )
         .on(E.LocalTrackPublished, (pub) => app.note('localTrackPublished', { kind: pub.kind }))
         .on(E.MediaDevicesError, (e) => app.note('mediaDevicesError', { message: e.message }))
+        .on(E.ActiveSpeakersChanged, (speakers) =>
+          app.note('activeSpeakers', { identities: speakers.map((p) => p.identity) }),
+        )
         .on(E.DataReceived, (payload, participant, kind, topic) => {
           const text = new TextDecoder().decode(payload);
           app.data.push({ text, from: participant ? participant.identity : null, kind, topic, t: Date.now() });
@@ -101,6 +104,34 @@
         localTracks: [...room.localParticipant.trackPublications.values()].map((p) => p.kind),
         remotes,
       };
+    },
+
+    /**
+     * Makes the microphone carry a steady 440 Hz tone, loud enough to be a
+     * voice (about -9 dBov), in place of the fake device's short beeps.
+     */
+    async speak() {
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const tone = ctx.createOscillator();
+      const gain = ctx.createGain();
+      gain.gain.value = 0.5;
+      const out = ctx.createMediaStreamDestination();
+      tone.connect(gain).connect(out);
+      tone.start();
+      app.toneContext = ctx;
+      const pub = app.room.localParticipant.getTrackPublication(LK.Track.Source.Microphone);
+      await pub.track.replaceTrack(out.stream.getAudioTracks()[0], true);
+      await app.room.localParticipant.setMicrophoneEnabled(true);
+    },
+
+    async setMicrophone(enabled) {
+      await app.room.localParticipant.setMicrophoneEnabled(enabled);
+    },
+
+    /** Identities in room.activeSpeakers, loudest first. */
+    activeSpeakers() {
+      return app.room ? app.room.activeSpeakers.map((p) => p.identity) : [];
     },
 
     subscribedKinds(identity) {

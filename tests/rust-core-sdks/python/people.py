@@ -33,6 +33,7 @@ class Person:
         self.data: asyncio.Queue[rtc.DataPacket] = asyncio.Queue()
         self.muted: list[tuple[str, str]] = []  # (participant identity, track sid)
         self.left: list[str] = []
+        self.speakers: list[str] = []  # identities, as the last active_speakers_changed said
         self.disconnect_reason: int | None = None
         self.reconnected_at: float | None = None
         room = self.room
@@ -42,6 +43,10 @@ class Person:
         room.on("participant_disconnected", lambda p: self.left.append(p.identity))
         room.on("disconnected", self._on_disconnected)
         room.on("reconnected", self._on_reconnected)
+        room.on("active_speakers_changed", self._on_speakers)
+
+    def _on_speakers(self, speakers) -> None:
+        self.speakers = [p.identity for p in speakers]
 
     def _on_track(self, track, _pub, participant) -> None:
         if track.kind == rtc.TrackKind.KIND_VIDEO:

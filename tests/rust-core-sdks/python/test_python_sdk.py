@@ -59,6 +59,14 @@ async def scenario(moim: Moim, single_pc: bool, path: str) -> None:
         await sees_and_hears(bob, alice, ALICE[1], ALICE[2], label)
         await sees_and_hears(alice, bob, BOB[1], BOB[2], label)
 
+        # Both tones are voices: each SDK names both as active speakers.
+        for who in (alice, bob):
+            await wait_until(
+                lambda: sorted(who.speakers) == ["alice", "bob"], 5,
+                f"{who.identity} to see alice and bob as active speakers (sees {who.speakers})",
+            )  # fmt: skip
+        log(f"{label}: active speakers at alice {alice.speakers}, at bob {bob.speakers}")
+
         # Reliable data with a topic, both ways.
         for sender, receiver in ((alice, bob), (bob, alice)):
             payload = f"hello from {sender.identity}".encode()
@@ -106,6 +114,9 @@ async def scenario(moim: Moim, single_pc: bool, path: str) -> None:
         people = await listed(lk, room_name)
         assert next(t for t in people["alice"].tracks if t.sid == mic).muted
         log(f"{label}: RoomService muted alice's mic {mic}; alice and bob both saw track_muted")
+        await wait_until(
+            lambda: bob.speakers == ["bob"], 5, f"bob to drop muted alice from his speakers ({bob.speakers})"
+        )
 
         # The operator removes bob; bob is told why, alice sees him leave.
         await lk.room.remove_participant(api.RoomParticipantIdentity(room=room_name, identity="bob"))

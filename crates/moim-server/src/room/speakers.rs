@@ -1,8 +1,9 @@
 //! Active speakers. The media shard measures each audio track's level
 //! (`moim_sfu::audio_level`) and reports changes; the room decides who is
 //! speaking and tells each participant, as `speakers_changed`, only what
-//! changed among the speakers it can hear: those whose microphone it
-//! subscribes to, and itself.
+//! changed among the speakers it can hear (those whose microphone it
+//! subscribes to, and itself): when anything did, every active speaker it
+//! hears, and those that stopped.
 //!
 //! A participant's level is the loudest of its unmuted microphone tracks
 //! (screen-share audio does not make anyone a speaker). Updates go out at
@@ -115,32 +116,39 @@ impl RoomCore {
                 .map(|(_, sid, level, _)| (sid.clone(), *level))
                 .collect();
             let told = speakers.told.entry(p.key).or_default();
-            let mut changed: Vec<lk::SpeakerInfo> = hears
+            let dropped: Vec<&String> = told
+                .keys()
+                .filter(|sid| !hears.contains_key(*sid))
+                .collect();
+            let news = !dropped.is_empty()
+                || hears
+                    .iter()
+                    .any(|(sid, level)| told.get(sid) != Some(level));
+            if !news {
+                continue;
+            }
+            // Every speaker it hears, not only the changed ones: livekit-client
+            // merges an update into what it knows, the Rust SDK (Python,
+            // Node, Unity) takes the update's active entries as the whole
+            // list. The full list is right for both.
+            let mut update: Vec<lk::SpeakerInfo> = hears
                 .iter()
-                .filter(|(sid, level)| told.get(*sid) != Some(level))
                 .map(|(sid, level)| lk::SpeakerInfo {
                     sid: sid.clone(),
                     level: *level,
                     active: true,
                 })
-                .chain(
-                    told.keys()
-                        .filter(|sid| !hears.contains_key(*sid))
-                        .map(|sid| lk::SpeakerInfo {
-                            sid: sid.clone(),
-                            level: 0.0,
-                            active: false,
-                        }),
-                )
+                .chain(dropped.into_iter().map(|sid| lk::SpeakerInfo {
+                    sid: sid.clone(),
+                    level: 0.0,
+                    active: false,
+                }))
                 .collect();
-            if changed.is_empty() {
-                continue;
-            }
-            changed.sort_by(|a, b| b.level.total_cmp(&a.level).then(a.sid.cmp(&b.sid)));
+            update.sort_by(|a, b| b.level.total_cmp(&a.level).then(a.sid.cmp(&b.sid)));
             *told = hears;
             out.tell(
                 p,
-                Resp::SpeakersChanged(lk::SpeakersChanged { speakers: changed }),
+                Resp::SpeakersChanged(lk::SpeakersChanged { speakers: update }),
             );
         }
     }

@@ -211,6 +211,12 @@ pub enum PeerEvent {
         track: TrackKey,
         level: f32,
     },
+    /// The link's quality changed (see `quality.rs`); worked out every
+    /// `quality::QUALITY_WINDOW` once the PeerConnection is up.
+    LinkQuality {
+        quality: crate::quality::LinkQuality,
+        score: f32,
+    },
     Connected,
     Disconnected,
     /// Keyframes were requested from this publisher's track (for logs/metrics).

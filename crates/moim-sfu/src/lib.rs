@@ -19,6 +19,7 @@ pub mod latency;
 pub mod packet_trailer;
 mod peer;
 mod plane;
+pub mod quality;
 pub mod rtc_factory;
 pub mod sdp_munge;
 mod send_codec;

@@ -49,6 +49,8 @@ pub(crate) struct Peer {
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// How good the link is (see `quality.rs`).
+    pub link: crate::quality::LinkMeter,
     /// A failed DTLS handshake was logged at WARN; later failures are DEBUG.
     pub dtls_warned: bool,
     /// Already on the shard's dirty list; saves a scan of the list for
@@ -114,6 +116,7 @@ impl Peer {
             addrs: Vec::new(),
             next_timeout: None,
             connected: false,
+            link: Default::default(),
             dtls_warned: false,
             drive_queued: false,
             mids: Vec::new(),

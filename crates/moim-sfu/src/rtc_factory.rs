@@ -74,6 +74,7 @@ impl RtcFactory {
             .enable_vp9(true)
             .enable_av1(true)
             .set_extension(crate::dd::DEFAULT_ID, crate::dd::extension())
+            .set_stats_interval(Some(crate::quality::STATS_INTERVAL))
             .set_crypto_provider(self.crypto.clone());
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());

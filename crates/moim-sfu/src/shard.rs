@@ -24,8 +24,8 @@ use track::Track;
 
 mod data;
 mod io;
-mod levels;
 mod negotiate;
+mod reports;
 mod run_loop;
 #[cfg(test)]
 mod tests;
@@ -76,6 +76,9 @@ pub(crate) struct Shard<Io = SocketIo> {
     /// When the audio tracks' levels are next worked out; `None` while the
     /// shard has no audio track, so an idle shard sleeps.
     level_tick: Option<Instant>,
+    /// When the links' qualities are next worked out; `None` while the
+    /// shard has no peer.
+    quality_tick: Option<Instant>,
     /// Peers that were written to and must be polled before sleeping.
     pub dirty: Vec<PeerKey>,
 }
@@ -98,6 +101,7 @@ impl<Io: ShardIo> Shard<Io> {
             room_events: HashMap::new(),
             timers: BinaryHeap::new(),
             level_tick: None,
+            quality_tick: None,
             dirty: Vec::new(),
         }
     }
@@ -229,6 +233,24 @@ impl<Io: ShardIo> Shard<Io> {
                 }
             }
             Event::RtpPacket(pkt) => self.forward(key, pkt),
+            Event::PeerStats(stats) => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    let rtt = stats.rtt.or_else(|| {
+                        stats
+                            .selected_candidate_pair
+                            .as_ref()
+                            .and_then(|pair| pair.current_round_trip_time)
+                    });
+                    p.link.observe(crate::quality::LinkSample {
+                        ingress_loss: stats.ingress_loss_fraction,
+                        egress_loss: stats.egress_loss_fraction,
+                        rtt,
+                        bytes_received: stats.peer_bytes_rx,
+                        media_received: stats.bytes_rx,
+                        media_sent: stats.bytes_tx,
+                    });
+                }
+            }
             Event::KeyframeRequest(req) => self.on_keyframe_request(key, req.mid),
             Event::ChannelOpen(id, label) => {
                 if let Some(p) = self.peers.get_mut(&key) {
@@ -389,6 +411,7 @@ impl<Io: ShardIo> Shard<Io> {
             return;
         };
         let rtc = self.factory.build(spec.role, self.now);
+        self.start_quality_tick();
         let key = spec.peer;
         let role = spec.role;
         self.rooms.entry(spec.room).or_default().push(key);

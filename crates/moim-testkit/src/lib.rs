@@ -297,6 +297,9 @@ impl Sim {
             for (to, bytes) in std::mem::take(&mut self.shard.io().datagrams) {
                 busy = true;
                 if let Some(p) = self.people.iter_mut().find(|p| p.owns(to)) {
+                    if p.link_loses() {
+                        continue;
+                    }
                     p.deliver(self.now, server_addr(), to, &bytes);
                 }
             }
@@ -306,13 +309,28 @@ impl Sim {
             }
             for (from, bytes) in sent {
                 busy = true;
-                self.shard.receive(self.now, from, &bytes);
+                self.send_to_server(from, &bytes);
             }
             if !busy {
                 return;
             }
         }
         panic!("the call never went quiet at {:?}", self.elapsed());
+    }
+
+    /// A participant's datagram, unless its link loses it.
+    fn send_to_server(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if let Some(p) = self.people.iter_mut().find(|p| p.owns(from)) {
+            if p.link_loses() {
+                return;
+            }
+        }
+        self.shard.receive(self.now, from, bytes);
+    }
+
+    /// Makes `who`'s link lose one datagram in `n`, both ways (`None`: none).
+    pub fn lose_one_in(&mut self, who: Who, n: Option<u32>) {
+        self.people[who.0].lose_one_in = n;
     }
 
     fn carry_out(&mut self, output: RoomOutput) {
@@ -358,7 +376,7 @@ impl Sim {
                 wake.extend(p.poll(&mut sent));
             }
             for (from, bytes) in sent {
-                self.shard.receive(self.now, from, &bytes);
+                self.send_to_server(from, &bytes);
             }
             let next = wake.into_iter().min().unwrap_or(self.now).max(self.now);
             self.advance_to(next);

@@ -78,6 +78,9 @@ pub struct Participant {
     /// How loud the microphone is, in -dBov (RFC 6464: 0 is the loudest);
     /// `None` sends silence (127).
     pub voice: Option<u8>,
+    /// Every this many datagrams to or from this participant, one is lost.
+    pub lose_one_in: Option<u32>,
+    datagrams: u64,
     publisher: Rtc,
     subscriber: Rtc,
     publisher_addr: SocketAddr,
@@ -116,6 +119,8 @@ impl Participant {
             publisher_connected: false,
             subscriber_connected: false,
             voice: None,
+            lose_one_in: None,
+            datagrams: 0,
             publisher: pc(publisher_addr),
             subscriber: pc(subscriber_addr),
             publisher_addr,
@@ -128,6 +133,14 @@ impl Participant {
             frames_sent: 0,
             video_frames_sent: 0,
         }
+    }
+
+    /// Counts a datagram on this participant's link; true if the link
+    /// loses it.
+    pub fn link_loses(&mut self) -> bool {
+        self.datagrams += 1;
+        self.lose_one_in
+            .is_some_and(|n| n > 0 && self.datagrams.is_multiple_of(u64::from(n)))
     }
 
     pub fn owns(&self, addr: SocketAddr) -> bool {

@@ -267,3 +267,55 @@ fn whoever_talks_becomes_the_active_speaker_and_silence_ends_it() {
     println!("ana was a speaker after {detected:?} and dropped {dropped:?} after she stopped");
     assert!(detected < Duration::from_secs(1) && dropped < Duration::from_secs(2));
 }
+
+/// The qualities `who` was last told, by identity.
+fn qualities_heard_by(
+    sim: &Sim,
+    who: Who,
+) -> std::collections::BTreeMap<String, lk::ConnectionQuality> {
+    let mut told = std::collections::BTreeMap::new();
+    for m in &sim.person(who).received {
+        if let lk::signal_response::Message::ConnectionQuality(u) = m {
+            for q in &u.updates {
+                let name = sim
+                    .people()
+                    .find(|p| p.sid == q.participant_sid)
+                    .map_or(q.participant_sid.clone(), |p| p.identity.clone());
+                told.insert(name, q.quality());
+            }
+        }
+    }
+    told
+}
+
+#[test]
+fn a_clean_link_is_excellent_and_a_lossy_one_is_poor_until_it_recovers() {
+    let (mut sim, ana, ben) = ana_speaks_to_ben();
+    use lk::ConnectionQuality::{Excellent, Poor};
+    sim.run_until("ben is told ana's link is excellent", |s| {
+        qualities_heard_by(s, ben).get("ana") == Some(&Excellent)
+    });
+    assert_eq!(
+        qualities_heard_by(&sim, ana).get("ana"),
+        Some(&Excellent),
+        "ana hears her own"
+    );
+
+    // Ana's link starts losing one packet in five.
+    sim.lose_one_in(ana, Some(5));
+    let lossy_at = sim.elapsed();
+    sim.run_until("ben is told ana's link is poor", |s| {
+        qualities_heard_by(s, ben).get("ana") == Some(&Poor)
+    });
+    let noticed = sim.elapsed() - lossy_at;
+
+    sim.lose_one_in(ana, None);
+    let clean_at = sim.elapsed();
+    sim.run_until("ben is told ana's link recovered", |s| {
+        qualities_heard_by(s, ben).get("ana") == Some(&Excellent)
+    });
+    println!(
+        "20% loss seen as poor after {noticed:?}; recovery seen after {:?}",
+        sim.elapsed() - clean_at
+    );
+}

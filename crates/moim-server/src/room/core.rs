@@ -14,6 +14,7 @@ use tracing::{debug, info};
 use super::ids::Ids;
 use super::output::{Now, Outbox, RoomOutput, SignalClose};
 use super::participant::{ConnectionId, Participant, ParticipantKey};
+use super::quality::Qualities;
 use super::speakers::Speakers;
 use super::wire;
 
@@ -46,10 +47,13 @@ pub struct RoomCore {
     pub(super) out: Outbox,
     /// The wall clock of the input being handled, for timestamps.
     pub(super) unix_ms: i64,
+    /// The monotonic time of the input being handled.
+    pub(super) at: Instant,
     pub(super) empty_since: Option<Instant>,
     /// DeleteRoom or shutdown: close as soon as the room is empty.
     pub(super) deleted: bool,
     pub(super) speakers: Speakers,
+    pub(super) qualities: Qualities,
     closed: bool,
 }
 
@@ -67,9 +71,11 @@ impl RoomCore {
             ids,
             out: Outbox::default(),
             unix_ms: now.unix_ms,
+            at: now.at,
             empty_since: Some(now.at),
             deleted: false,
             speakers: Speakers::default(),
+            qualities: Qualities::default(),
             closed: false,
         };
         info!(room = %room.name, sid = %room.sid, "room started");
@@ -123,13 +129,18 @@ impl RoomCore {
         } else {
             None
         };
-        departures.chain(closing).chain(self.speakers.due).min()
+        departures
+            .chain(closing)
+            .chain(self.speakers.due)
+            .chain(self.qualities.due)
+            .min()
     }
 
     /// Expires participants that did not resume in time, and closes the room
     /// once it has been empty long enough.
     pub fn handle_timeout(&mut self, now: Now) {
         self.unix_ms = now.unix_ms;
+        self.at = now.at;
         let timeout = self.config.departure_timeout;
         let gone: Vec<ParticipantKey> = self
             .participants
@@ -139,6 +150,9 @@ impl RoomCore {
             .collect();
         if self.speakers.due.is_some_and(|t| t <= now.at) {
             self.send_speakers(now.at);
+        }
+        if self.qualities.due.is_some_and(|t| t <= now.at) {
+            self.send_qualities();
         }
         for key in gone {
             info!(
@@ -171,6 +185,7 @@ impl RoomCore {
         message: Req,
     ) {
         self.unix_ms = now.unix_ms;
+        self.at = now.at;
         let current = self
             .participants
             .get(&participant)
@@ -201,6 +216,7 @@ impl RoomCore {
 
     pub fn handle_media(&mut self, now: Now, event: MediaEvent) {
         self.unix_ms = now.unix_ms;
+        self.at = now.at;
         self.on_media(now.at, event);
     }
 
@@ -208,6 +224,7 @@ impl RoomCore {
     /// room closes.
     pub fn handle_shutdown(&mut self, now: Now) {
         self.unix_ms = now.unix_ms;
+        self.at = now.at;
         self.remove_everyone(now.at, lk::DisconnectReason::ServerShutdown);
         self.deleted = true;
     }
@@ -283,6 +300,7 @@ impl RoomCore {
         }
         self.by_peer.remove(&p.publisher);
         self.by_peer.remove(&p.receiver);
+        self.qualities.forget_peers(&[p.publisher, p.receiver]);
         for other in self.participants.values_mut() {
             other
                 .subscriptions
@@ -307,6 +325,8 @@ impl RoomCore {
             return;
         }
         p.subscriptions.push(track);
+        // It may now hear of someone whose quality it was never told.
+        self.qualities.touch(self.at);
         self.out.media(Command::Subscribe {
             peer: p.receiver,
             track,

@@ -50,6 +50,7 @@ impl RoomCore {
         params: JoinParams,
     ) -> Result<Joined, JoinError> {
         self.unix_ms = now.unix_ms;
+        self.at = now.at;
         if self.is_closed() {
             return Err(JoinError::RoomClosed);
         }

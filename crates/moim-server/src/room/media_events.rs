@@ -73,6 +73,9 @@ impl RoomCore {
                 self.subscription_unusable(key, track, &reason)
             }
             PeerEvent::AudioLevel { track, level } => self.speakers.set_level(now, track, level),
+            PeerEvent::LinkQuality { quality, score } => {
+                self.qualities.set(now, ev.peer, quality, score)
+            }
             PeerEvent::Connected => {
                 if !p.active {
                     p.active = true;

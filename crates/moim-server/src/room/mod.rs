@@ -15,6 +15,7 @@ mod media_events;
 mod output;
 mod participant;
 mod publish;
+mod quality;
 mod shell;
 mod signal_requests;
 mod speakers;

@@ -126,13 +126,13 @@ impl Shard<SocketIo> {
 
 /// Time, for a shard core driven by a test as much as by its loop.
 impl<Io: ShardIo> Shard<Io> {
-    /// When the next peer timer, or the audio level tick, is due.
+    /// When the next peer timer, or report tick, is due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let peer = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (peer, self.level_tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [peer, self.level_tick, self.quality_tick]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Fires the peers' timers that are due at `now`.
@@ -140,6 +140,9 @@ impl<Io: ShardIo> Shard<Io> {
         self.now = now;
         if self.level_tick.is_some_and(|t| t <= now) {
             self.report_levels(now);
+        }
+        if self.quality_tick.is_some_and(|t| t <= now) {
+            self.report_quality(now);
         }
         while let Some(Reverse((t, key))) = self.timers.peek().copied() {
             if t > now {

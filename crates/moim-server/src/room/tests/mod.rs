@@ -11,6 +11,7 @@ use moim_sfu::{Command, MediaEvent, PeerEvent, PeerKey, TrackKey};
 use super::*;
 
 mod lifecycle;
+mod quality;
 mod speakers;
 
 const EMPTY_TIMEOUT: Duration = Duration::from_secs(300);

@@ -365,6 +365,27 @@ function scenario(run, server) {
     assert.equal(response, `ping back from ${ids.B}`);
   });
 
+  step('quality', `${run.id}: ConnectionQualityChanged reports each page and the other as excellent or good on loopback`, { needs: ['join'], timeout: 30_000 }, async (t) => {
+    const fine = (q) => q === 'excellent' || q === 'good';
+    for (const [page, self, other] of [
+      [A, ids.A, ids.B],
+      [B, ids.B, ids.A],
+    ]) {
+      await waitFor(
+        async () => {
+          const q = await evalWithin(page, () => window.app.qualities());
+          return fine(q[self]) && fine(q[other]);
+        },
+        {
+          timeout: 20_000,
+          describe: async () => `page ${page.label} qualities: ${JSON.stringify(await evalWithin(page, () => window.app.qualities()))}`,
+        },
+      );
+    }
+    const events = (await evalWithin(B, () => window.app.events)).filter((e) => e.name === 'connectionQuality');
+    t.diagnostic(`B's ConnectionQualityChanged events: ${events.map((e) => `${e.identity}=${e.quality}`).join(', ')}`);
+  });
+
   step('speakers', `${run.id}: ActiveSpeakersChanged names A within 2 s of A talking, and drops A within 2 s of A muting`, { needs: ['join'], timeout: 30_000 }, async (t) => {
     const speakers = (page) => evalWithin(page, () => window.app.activeSpeakers());
     // B stays quiet: its fake microphone only beeps, and it is muted anyway.

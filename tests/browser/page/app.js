@@ -58,6 +58,9 @@
         )
         .on(E.LocalTrackPublished, (pub) => app.note('localTrackPublished', { kind: pub.kind }))
         .on(E.MediaDevicesError, (e) => app.note('mediaDevicesError', { message: e.message }))
+        .on(E.ConnectionQualityChanged, (quality, p) =>
+          app.note('connectionQuality', { identity: p.identity, quality }),
+        )
         .on(E.ActiveSpeakersChanged, (speakers) =>
           app.note('activeSpeakers', { identities: speakers.map((p) => p.identity) }),
         )
@@ -127,6 +130,15 @@
 
     async setMicrophone(enabled) {
       await app.room.localParticipant.setMicrophoneEnabled(enabled);
+    },
+
+    /** identity → connectionQuality, for the local participant and every remote one. */
+    qualities() {
+      const room = app.room;
+      if (!room) return {};
+      const out = { [room.localParticipant.identity]: room.localParticipant.connectionQuality };
+      for (const p of room.remoteParticipants.values()) out[p.identity] = p.connectionQuality;
+      return out;
     },
 
     /** Identities in room.activeSpeakers, loudest first. */

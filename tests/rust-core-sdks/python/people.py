@@ -34,6 +34,7 @@ class Person:
         self.muted: list[tuple[str, str]] = []  # (participant identity, track sid)
         self.left: list[str] = []
         self.speakers: list[str] = []  # identities, as the last active_speakers_changed said
+        self.quality: dict[str, int] = {}  # identity -> rtc.ConnectionQuality, as last told
         self.disconnect_reason: int | None = None
         self.reconnected_at: float | None = None
         room = self.room
@@ -44,6 +45,10 @@ class Person:
         room.on("disconnected", self._on_disconnected)
         room.on("reconnected", self._on_reconnected)
         room.on("active_speakers_changed", self._on_speakers)
+        room.on(
+            "connection_quality_changed",
+            lambda p, q: self.quality.__setitem__(p.identity, q),
+        )
 
     def _on_speakers(self, speakers) -> None:
         self.speakers = [p.identity for p in speakers]

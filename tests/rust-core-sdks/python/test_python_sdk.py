@@ -67,6 +67,15 @@ async def scenario(moim: Moim, single_pc: bool, path: str) -> None:
             )  # fmt: skip
         log(f"{label}: active speakers at alice {alice.speakers}, at bob {bob.speakers}")
 
+        # On loopback both links are excellent or good, and each hears both.
+        fine = {rtc.ConnectionQuality.QUALITY_EXCELLENT, rtc.ConnectionQuality.QUALITY_GOOD}
+        for who in (alice, bob):
+            await wait_until(
+                lambda: all(who.quality.get(i) in fine for i in ("alice", "bob")), 15,
+                f"{who.identity} to hear excellent or good for both (hears {who.quality})",
+            )  # fmt: skip
+        log(f"{label}: connection quality at alice {alice.quality}, at bob {bob.quality}")
+
         # Reliable data with a topic, both ways.
         for sender, receiver in ((alice, bob), (bob, alice)):
             payload = f"hello from {sender.identity}".encode()

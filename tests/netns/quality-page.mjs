@@ -1,0 +1,56 @@
+// Runs INSIDE a client namespace (`ip netns exec <ns> node quality-page.mjs <json>`), started by
+// quality.test.mjs: one livekit-client page in Chromium joins opts.room as opts.identity,
+// publishes camera and microphone, and for opts.observeMs records the connection quality it is
+// told of for every participant (ConnectionQualityChanged, read as participant.connectionQuality).
+// Prints one line `RESULT <json>`: {ok, final: {identity: quality}, seen: {identity: [qualities]}}.
+import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin } from '../browser/harness.mjs';
+
+const opts = JSON.parse(process.argv[2]);
+const { wsUrl, room, identity, observeMs } = opts;
+const result = { ok: false, final: {}, seen: {}, steps: [] };
+const t0 = Date.now();
+const step = (s) => result.steps.push(`${Date.now() - t0}ms ${s}`);
+
+let browser;
+let pageServer;
+let page;
+const killer = setTimeout(() => finish(new Error('quality page did not finish in time')), observeMs + 60_000);
+
+async function main() {
+  requireDeps();
+  pageServer = await startStaticServer();
+  browser = await launchBrowser(pageServer.origin);
+  page = await browser.newPage(identity);
+  await page.goto(`${pageServer.origin}/index.html`, { waitUntil: 'load', timeout: 15_000 });
+  await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 10_000 });
+  const token = await mintToken(identity, room);
+  await page.evaluate(([u, tok]) => window.app.join(u, tok, {}), [wsUrl, token]);
+  step('joined and published');
+  const until = Date.now() + observeMs;
+  while (Date.now() < until) {
+    const q = await evalWithin(page, () => window.app.qualities());
+    for (const [who, quality] of Object.entries(q)) {
+      const seen = (result.seen[who] ||= []);
+      if (seen[seen.length - 1] !== quality) seen.push(quality);
+    }
+    result.final = q;
+    await sleep(500);
+  }
+  step('observed');
+  result.ok = true;
+}
+
+async function finish(err) {
+  clearTimeout(killer);
+  if (err) result.error = String(err.stack || err);
+  if (page) result.console = consoleTail(page, 30);
+  await browser?.close().catch(() => {});
+  await pageServer?.close().catch(() => {});
+  console.log(`RESULT ${JSON.stringify(result)}`);
+  process.exit(err ? 1 : 0);
+}
+
+main().then(
+  () => finish(null),
+  (e) => finish(e),
+);

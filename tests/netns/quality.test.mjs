@@ -1,0 +1,91 @@
+// Connection quality on a lossy link (issue 12, "How it is proven").
+//
+//   [cla] eth0 10.77.4.2/24 ── a0 ┐
+//                               br0 10.77.4.1/24 [srv]
+//   [clb] eth0 10.77.4.3/24 ── b0 ┘
+//
+// moim runs in srv on a bridge both clients share, so both reach (and are answered from) the
+// one announced address 10.77.4.1. Alice's page runs in cla on a
+// clean link. Bob's runs in clb, where nftables drops one UDP packet in five at random, both
+// ways. TURN and ICE-TCP are off, so media can only take the lossy UDP path. Both pages must be
+// told that bob's link is poor (or lost), and alice's own is excellent or good.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Namespace, veth, MoimInNs, missingPrerequisite, cleanupAll, HERE } from './netns.mjs';
+
+const SRV_IP = '10.77.4.1';
+const HTTP = 7880;
+const OBSERVE_MS = 25_000;
+const LOSS_PERCENT = 20;
+
+const skip = missingPrerequisite() || false;
+
+async function runPage(ns, identity) {
+  const opts = { wsUrl: `ws://${SRV_IP}:${HTTP}`, room: 'netns-quality', identity, observeMs: OBSERVE_MS };
+  const run = await ns.run(process.execPath, [path.join(HERE, 'quality-page.mjs'), JSON.stringify(opts)], {
+    timeoutMs: OBSERVE_MS + 75_000,
+  });
+  const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  const res = line ? JSON.parse(line.slice(7)) : { ok: false, error: `no RESULT: ${run.stdout}${run.stderr.slice(-3000)}` };
+  return res;
+}
+
+describe('connection quality over a link that loses 20%', { skip }, () => {
+  const srv = new Namespace('q-srv');
+  const cla = new Namespace('q-cla');
+  const clb = new Namespace('q-clb');
+
+  before(() => {
+    for (const ns of [srv, cla, clb]) ns.create();
+    veth(srv, 'a0', cla, 'eth0');
+    veth(srv, 'b0', clb, 'eth0');
+    srv.ip('link', 'add', 'br0', 'type', 'bridge');
+    for (const port of ['a0', 'b0']) {
+      srv.ip('link', 'set', port, 'master', 'br0');
+      srv.ip('link', 'set', port, 'up');
+    }
+    srv.addr('br0', `${SRV_IP}/24`);
+    cla.addr('eth0', '10.77.4.2/24');
+    clb.addr('eth0', '10.77.4.3/24');
+    clb.nft(`
+table inet moimloss {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname != "lo" meta l4proto udp numgen random mod 100 < ${LOSS_PERCENT} counter drop
+  }
+  chain output {
+    type filter hook output priority filter; policy accept;
+    oifname != "lo" meta l4proto udp numgen random mod 100 < ${LOSS_PERCENT} counter drop
+  }
+}
+`);
+  });
+  after(() => cleanupAll());
+
+  test('both pages are told bob is poor or lost and alice is excellent or good', { timeout: 150_000 }, async (t) => {
+    const server = new MoimInNs(srv, {
+      args: ['--bind', '0.0.0.0', '--node-ip', SRV_IP, '--port', String(HTTP), '--rtc-tcp-port', '0', '--no-turn'],
+      label: 'quality',
+      reachableFrom: cla,
+      url: `http://${SRV_IP}:${HTTP}`,
+    });
+    try {
+      await server.start();
+      const [alice, bob] = await Promise.all([runPage(cla, 'alice'), runPage(clb, 'bob')]);
+      const diag = () =>
+        `alice: ${JSON.stringify({ ...alice, console: undefined })}\nbob: ${JSON.stringify({ ...bob, console: undefined })}\n` +
+        `${alice.console || ''}\n${bob.console || ''}\n${server.logTail(40)}`;
+      assert.ok(alice.ok && bob.ok, `a page failed\n${diag()}`);
+      const bad = (q) => q === 'poor' || q === 'lost';
+      const fine = (q) => q === 'excellent' || q === 'good';
+      t.diagnostic(`alice saw ${JSON.stringify(alice.seen)}; bob saw ${JSON.stringify(bob.seen)}`);
+      console.log(`${LOSS_PERCENT}% loss on bob's link: alice saw ${JSON.stringify(alice.seen)}, bob saw ${JSON.stringify(bob.seen)}`);
+      assert.ok(bad(alice.final.bob), `alice must be told bob's link is poor or lost\n${diag()}`);
+      assert.ok(bad(bob.final.bob), `bob must be told his own link is poor or lost\n${diag()}`);
+      assert.ok(fine(alice.final.alice), `alice's own clean link must be excellent or good\n${diag()}`);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -132,6 +132,28 @@
       await app.room.localParticipant.setMicrophoneEnabled(enabled);
     },
 
+    /** bytesSent and framesEncoded of each outbound video layer, by rid. */
+    async outboundVideo() {
+      const out = {};
+      for (const pc of window.__moim.pcs) {
+        if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === 'outbound-rtp' && s.kind === 'video') {
+            out[s.rid || '-'] = { bytesSent: s.bytesSent, framesEncoded: s.framesEncoded || 0 };
+          }
+        });
+      }
+      return out;
+    },
+
+    /** Asks for `quality` ('low', 'medium' or 'high') of `identity`'s camera. */
+    setRemoteQuality(identity, quality) {
+      const p = app.room.remoteParticipants.get(identity);
+      const pub = p && p.getTrackPublication(LK.Track.Source.Camera);
+      if (!pub) throw new Error(`${identity} publishes no camera`);
+      pub.setVideoQuality({ low: LK.VideoQuality.LOW, medium: LK.VideoQuality.MEDIUM, high: LK.VideoQuality.HIGH }[quality]);
+    },
+
     /** identity → connectionQuality, for the local participant and every remote one. */
     qualities() {
       const room = app.room;

@@ -11,6 +11,7 @@ use moim_proto::lk::{self, signal_request::Message as Req, signal_response::Mess
 use moim_sfu::{Command, MediaEvent, PeerKey, RoomKey, TrackKey};
 use tracing::{debug, info};
 
+use super::dynacast::Dynacast;
 use super::ids::Ids;
 use super::output::{Now, Outbox, RoomOutput, SignalClose};
 use super::participant::{ConnectionId, Participant, ParticipantKey};
@@ -54,6 +55,7 @@ pub struct RoomCore {
     pub(super) deleted: bool,
     pub(super) speakers: Speakers,
     pub(super) qualities: Qualities,
+    pub(super) dynacast: Dynacast,
     closed: bool,
 }
 
@@ -76,6 +78,7 @@ impl RoomCore {
             deleted: false,
             speakers: Speakers::default(),
             qualities: Qualities::default(),
+            dynacast: Dynacast::default(),
             closed: false,
         };
         info!(room = %room.name, sid = %room.sid, "room started");
@@ -133,6 +136,7 @@ impl RoomCore {
             .chain(closing)
             .chain(self.speakers.due)
             .chain(self.qualities.due)
+            .chain(self.dynacast.due)
             .min()
     }
 
@@ -153,6 +157,9 @@ impl RoomCore {
         }
         if self.qualities.due.is_some_and(|t| t <= now.at) {
             self.send_qualities();
+        }
+        if self.dynacast.due.is_some_and(|t| t <= now.at) {
+            self.decide_dynacast(now.at);
         }
         for key in gone {
             info!(
@@ -293,7 +300,9 @@ impl RoomCore {
         self.out.close(&mut p, SignalClose::Left(reason));
         for t in &p.tracks {
             self.out.media(Command::RemoveTrack { track: t.key });
+            self.dynacast.unpublished(t.key);
         }
+        self.dynacast.forget(key);
         self.out.media(Command::RemovePeer { peer: p.publisher });
         if p.receiver != p.publisher {
             self.out.media(Command::RemovePeer { peer: p.receiver });
@@ -310,6 +319,7 @@ impl RoomCore {
             self.broadcast_update(vec![p.disconnected_info()], None);
         }
         self.speakers.left(now, &p.sid);
+        self.decide_dynacast(now);
         info!(room = %self.name, identity = %p.identity, ?reason, "participant left");
         self.hook_left(&p);
         if self.participants.is_empty() {
@@ -331,6 +341,9 @@ impl RoomCore {
             peer: p.receiver,
             track,
         });
+        // A new subscriber wants the top layer until it says otherwise.
+        self.dynacast.want(track, key, Some(Some(2)));
+        self.decide_dynacast(self.at);
     }
 
     pub(crate) fn unsubscribe(&mut self, key: ParticipantKey, track: TrackKey) {
@@ -343,6 +356,8 @@ impl RoomCore {
                 peer: p.receiver,
                 track,
             });
+            self.dynacast.want(track, key, None);
+            self.decide_dynacast(self.at);
         }
     }
 

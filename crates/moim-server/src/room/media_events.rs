@@ -140,6 +140,7 @@ impl RoomCore {
             return;
         };
         t.bound = true;
+        let is_video = t.info.r#type == lk::TrackType::Video as i32;
         if let Some(codec) = codec {
             if t.set_video_codec(codec) {
                 info!(
@@ -167,9 +168,13 @@ impl RoomCore {
             .filter(|o| o.key != owner && o.auto_subscribe)
             .map(|o| o.key)
             .collect();
+        if is_video {
+            self.dynacast.published(track);
+        }
         for s in subscribers {
             self.subscribe(s, track);
         }
+        self.decide_dynacast(self.at);
         self.hook_track_published(owner, track);
     }
 }

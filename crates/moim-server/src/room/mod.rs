@@ -7,6 +7,7 @@
 
 mod admin;
 mod core;
+mod dynacast;
 mod error;
 mod hooks;
 mod ids;

@@ -147,8 +147,13 @@ impl RoomCore {
                     disabled: s.disabled,
                     max_layer,
                 });
+                if p.subscriptions.contains(&track) {
+                    let wants = (!s.disabled).then_some(max_layer);
+                    self.dynacast.want(track, key, Some(wants));
+                }
             }
         }
+        self.decide_dynacast(self.at);
     }
 }
 

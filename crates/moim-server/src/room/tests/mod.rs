@@ -10,6 +10,7 @@ use moim_sfu::{Command, MediaEvent, PeerEvent, PeerKey, TrackKey};
 
 use super::*;
 
+mod dynacast;
 mod lifecycle;
 mod quality;
 mod speakers;
@@ -178,6 +179,55 @@ impl Story {
             },
         );
         (peer, track, sid)
+    }
+
+    /// Publishes a three-layer simulcast camera and lets the media plane bind it.
+    fn publish_camera(&mut self, who: Joined) -> (TrackKey, String) {
+        let from = self.outputs.len();
+        let layer = |q: lk::VideoQuality, w| lk::VideoLayer {
+            quality: q as i32,
+            width: w,
+            height: w * 9 / 16,
+            ..Default::default()
+        };
+        self.signal(
+            who,
+            Req::AddTrack(lk::AddTrackRequest {
+                cid: "cam".into(),
+                name: "camera".into(),
+                r#type: lk::TrackType::Video as i32,
+                source: lk::TrackSource::Camera as i32,
+                width: 1280,
+                height: 720,
+                layers: vec![
+                    layer(lk::VideoQuality::Low, 320),
+                    layer(lk::VideoQuality::Medium, 640),
+                    layer(lk::VideoQuality::High, 1280),
+                ],
+                ..Default::default()
+            }),
+        );
+        let (peer, track, sid) = self.outputs[from..]
+            .iter()
+            .find_map(|o| match o {
+                RoomOutput::Media(Command::ExpectTrack {
+                    peer,
+                    track,
+                    track_sid,
+                    ..
+                }) => Some((*peer, *track, track_sid.clone())),
+                _ => None,
+            })
+            .expect("the media plane is told to expect the camera");
+        self.media(
+            peer,
+            PeerEvent::TrackBound {
+                track,
+                mid: "1".into(),
+                codec: Some(moim_sfu::codec::VideoCodec::Vp8),
+            },
+        );
+        (track, sid)
     }
 
     /// The sid a participant was given.

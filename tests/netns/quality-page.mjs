@@ -2,7 +2,8 @@
 // quality.test.mjs: one livekit-client page in Chromium joins opts.room as opts.identity,
 // publishes camera and microphone, and for opts.observeMs records the connection quality it is
 // told of for every participant (ConnectionQualityChanged, read as participant.connectionQuality).
-// Prints one line `RESULT <json>`: {ok, final: {identity: quality}, seen: {identity: [qualities]}}.
+// Prints one line `RESULT <json>`: {ok, final: {identity: quality}, seen: {identity: [qualities]},
+// video: the inbound video counters at the end (framesDecoded, nackCount, freezeCount, ...)}.
 import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin } from '../browser/harness.mjs';
 
 const opts = JSON.parse(process.argv[2]);
@@ -37,6 +38,17 @@ async function main() {
     await sleep(500);
   }
   step('observed');
+  result.video = await evalWithin(page, async () => {
+    const v = { framesDecoded: 0, nackCount: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, packetsReceived: 0 };
+    for (const pc of window.__moim.pcs) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+        for (const k of Object.keys(v)) v[k] += s[k] || 0;
+      });
+    }
+    return v;
+  });
   result.ok = true;
 }
 

@@ -7,8 +7,11 @@
 // moim runs in srv on a bridge both clients share, so both reach (and are answered from) the
 // one announced address 10.77.4.1. Alice's page runs in cla on a
 // clean link. Bob's runs in clb, where nftables drops one UDP packet in five at random, both
-// ways. TURN and ICE-TCP are off, so media can only take the lossy UDP path. Both pages must be
-// told that bob's link is poor (or lost), and alice's own is excellent or good.
+// ways. TURN and ICE-TCP are off, so media can only take the lossy UDP path.
+//   - at 20% loss both pages must be told that bob's link is poor (or lost), and alice's own is
+//     excellent or good;
+//   - at 5% and 10% loss bob must keep decoding alice's video: NACKs recover it (nackCount
+//     grows), and freezes stay few. The figures are printed.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -17,12 +20,11 @@ import { Namespace, veth, MoimInNs, missingPrerequisite, cleanupAll, HERE } from
 const SRV_IP = '10.77.4.1';
 const HTTP = 7880;
 const OBSERVE_MS = 25_000;
-const LOSS_PERCENT = 20;
 
 const skip = missingPrerequisite() || false;
 
-async function runPage(ns, identity) {
-  const opts = { wsUrl: `ws://${SRV_IP}:${HTTP}`, room: 'netns-quality', identity, observeMs: OBSERVE_MS };
+async function runPage(ns, identity, room) {
+  const opts = { wsUrl: `ws://${SRV_IP}:${HTTP}`, room, identity, observeMs: OBSERVE_MS };
   const run = await ns.run(process.execPath, [path.join(HERE, 'quality-page.mjs'), JSON.stringify(opts)], {
     timeoutMs: OBSERVE_MS + 75_000,
   });
@@ -31,7 +33,7 @@ async function runPage(ns, identity) {
   return res;
 }
 
-describe('connection quality over a link that loses 20%', { skip }, () => {
+describe('a link that loses packets at random', { skip }, () => {
   const srv = new Namespace('q-srv');
   const cla = new Namespace('q-cla');
   const clb = new Namespace('q-clb');
@@ -48,44 +50,71 @@ describe('connection quality over a link that loses 20%', { skip }, () => {
     srv.addr('br0', `${SRV_IP}/24`);
     cla.addr('eth0', '10.77.4.2/24');
     clb.addr('eth0', '10.77.4.3/24');
+  });
+  after(() => cleanupAll());
+
+  /** Makes bob's link drop `percent`% of UDP packets each way, at random. */
+  function lose(percent) {
+    clb.exec('nft', ['delete', 'table', 'inet', 'moimloss'], { allowFail: true });
     clb.nft(`
 table inet moimloss {
   chain input {
     type filter hook input priority filter; policy accept;
-    iifname != "lo" meta l4proto udp numgen random mod 100 < ${LOSS_PERCENT} counter drop
+    iifname != "lo" meta l4proto udp numgen random mod 100 < ${percent} counter drop
   }
   chain output {
     type filter hook output priority filter; policy accept;
-    oifname != "lo" meta l4proto udp numgen random mod 100 < ${LOSS_PERCENT} counter drop
+    oifname != "lo" meta l4proto udp numgen random mod 100 < ${percent} counter drop
   }
 }
 `);
-  });
-  after(() => cleanupAll());
+  }
 
-  test('both pages are told bob is poor or lost and alice is excellent or good', { timeout: 150_000 }, async (t) => {
+  /** Runs alice (clean link) and bob (lossy) in one room; returns both pages' results. */
+  async function call(t, percent) {
+    lose(percent);
     const server = new MoimInNs(srv, {
       args: ['--bind', '0.0.0.0', '--node-ip', SRV_IP, '--port', String(HTTP), '--rtc-tcp-port', '0', '--no-turn'],
-      label: 'quality',
+      label: `loss-${percent}`,
       reachableFrom: cla,
       url: `http://${SRV_IP}:${HTTP}`,
     });
     try {
       await server.start();
-      const [alice, bob] = await Promise.all([runPage(cla, 'alice'), runPage(clb, 'bob')]);
+      const room = `netns-loss-${percent}`;
+      const [alice, bob] = await Promise.all([runPage(cla, 'alice', room), runPage(clb, 'bob', room)]);
       const diag = () =>
         `alice: ${JSON.stringify({ ...alice, console: undefined })}\nbob: ${JSON.stringify({ ...bob, console: undefined })}\n` +
         `${alice.console || ''}\n${bob.console || ''}\n${server.logTail(40)}`;
       assert.ok(alice.ok && bob.ok, `a page failed\n${diag()}`);
-      const bad = (q) => q === 'poor' || q === 'lost';
-      const fine = (q) => q === 'excellent' || q === 'good';
-      t.diagnostic(`alice saw ${JSON.stringify(alice.seen)}; bob saw ${JSON.stringify(bob.seen)}`);
-      console.log(`${LOSS_PERCENT}% loss on bob's link: alice saw ${JSON.stringify(alice.seen)}, bob saw ${JSON.stringify(bob.seen)}`);
-      assert.ok(bad(alice.final.bob), `alice must be told bob's link is poor or lost\n${diag()}`);
-      assert.ok(bad(bob.final.bob), `bob must be told his own link is poor or lost\n${diag()}`);
-      assert.ok(fine(alice.final.alice), `alice's own clean link must be excellent or good\n${diag()}`);
+      return { alice, bob, diag };
     } finally {
       await server.stop();
     }
+  }
+
+  test('at 20% loss both pages are told bob is poor or lost and alice is excellent or good', { timeout: 150_000 }, async (t) => {
+    const { alice, bob, diag } = await call(t, 20);
+    const bad = (q) => q === 'poor' || q === 'lost';
+    const fine = (q) => q === 'excellent' || q === 'good';
+    console.log(`20% loss on bob's link: alice saw ${JSON.stringify(alice.seen)}, bob saw ${JSON.stringify(bob.seen)}`);
+    assert.ok(bad(alice.final.bob), `alice must be told bob's link is poor or lost\n${diag()}`);
+    assert.ok(bad(bob.final.bob), `bob must be told his own link is poor or lost\n${diag()}`);
+    assert.ok(fine(alice.final.alice), `alice's own clean link must be excellent or good\n${diag()}`);
   });
+
+  for (const percent of [5, 10]) {
+    test(`at ${percent}% loss bob keeps decoding alice's video, NACKs repairing it`, { timeout: 150_000 }, async (t) => {
+      const { bob, diag } = await call(t, percent);
+      const v = bob.video;
+      console.log(
+        `${percent}% loss on bob's link, ${OBSERVE_MS / 1000} s: bob decoded ${v.framesDecoded} frames, ` +
+          `sent ${v.nackCount} NACKs, packetsLost ${v.packetsLost} of ${v.packetsReceived + v.packetsLost}, ` +
+          `${v.freezeCount} freezes (${v.totalFreezesDuration.toFixed(1)} s frozen); bob was told ${JSON.stringify(bob.seen.bob)}`,
+      );
+      assert.ok(v.framesDecoded > 100, `bob must keep decoding video: ${JSON.stringify(v)}\n${diag()}`);
+      assert.ok(v.nackCount > 0, `bob's losses must be asked for again: ${JSON.stringify(v)}\n${diag()}`);
+      assert.ok(v.totalFreezesDuration < OBSERVE_MS / 1000 / 4, `video must be frozen for under a quarter of the call: ${JSON.stringify(v)}\n${diag()}`);
+    });
+  }
 });

@@ -70,7 +70,7 @@ class Person:
     def _on_reconnected(self) -> None:
         self.reconnected_at = time.monotonic()
 
-    async def join(self, room_name: str, single_pc: bool) -> None:
+    async def join(self, room_name: str, single_pc: bool, dynacast: bool = False) -> None:
         if not self.proxy.port:  # a shared proxy is started once
             await self.proxy.start()
         token = (
@@ -79,7 +79,9 @@ class Person:
             .with_grants(api.VideoGrants(room_join=True, room=room_name))
             .to_jwt()
         )
-        options = rtc.RoomOptions(auto_subscribe=True, single_peer_connection=single_pc)
+        options = rtc.RoomOptions(
+            auto_subscribe=True, single_peer_connection=single_pc, dynacast=dynacast
+        )
         await asyncio.wait_for(self.room.connect(self.proxy.ws_url, token, options), 20)
 
     @property

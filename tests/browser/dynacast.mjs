@@ -1,8 +1,10 @@
 // Dynacast, as a livekit-client publisher with `dynacast: true` lives it: the
 // encoder stops the layers nobody watches. A publishes its camera (three
-// simulcast layers); B watches it. When B asks for LOW, A's HIGH ('f') layer
-// stops growing once moim's 3 s delay has passed; when B asks for HIGH again
-// it grows at once. On /rtc/v1 and on /rtc.
+// simulcast layers); B watches it. When B asks for LOW, A's top layer stops
+// growing once moim's 3 s delay has passed; when B asks for HIGH again it
+// grows at once. On /rtc/v1 and on /rtc. The top layer is 'f' unless
+// Chromium's own adaptation (CPU or bandwidth, on a busy 2-core machine)
+// keeps 'f' off; then it is 'h'.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -57,16 +59,30 @@ describe('dynacast: the publisher stops encoding layers nobody watches', () => {
         const opts = { ...path.options, dynacast: true, adaptiveStream: false };
         await A.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'camera'), [server.wsUrl, await mintToken('a', room), opts]);
         await B.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'none'), [server.wsUrl, await mintToken('b', room), opts]);
-        const high = async () => (await evalWithin(A, () => window.app.outboundVideo())).f?.bytesSent ?? 0;
+        const sent = async (rid) => (await evalWithin(A, () => window.app.outboundVideo()))[rid]?.bytesSent ?? 0;
+        let top = 'f';
+        const high = () => sent(top);
         const explain = async () =>
           `A's layers: ${JSON.stringify(await evalWithin(A, () => window.app.outboundVideo()))}\n${consoleTail(A, 30)}\n${server.logTail(30)}`;
         await waitFor(async () => (await evalWithin(B, () => window.app.subscribedKinds('a'))).includes('video'), {
           timeout: 30_000,
           describe: explain,
         });
-        // The high layer flows while B watches in full.
-        const h0 = await high();
-        await waitFor(async () => (await high()) > h0 + 20_000, { timeout: 20_000, describe: explain });
+        // The top layer flows while B watches in full.
+        const [f0, h0] = [await sent('f'), await sent('h')];
+        await waitFor(
+          async () => {
+            if ((await sent('f')) > f0 + 20_000) return true;
+            return (await sent('h')) > h0 + 20_000 && (top = 'h');
+          },
+          { timeout: 20_000, describe: explain },
+        );
+        if (top === 'h') {
+          // Give 'f' a last chance to start, so the test watches the real top.
+          await sleep(2000);
+          if ((await sent('f')) > f0) top = 'f';
+        }
+        t.diagnostic(`${path.title}: top layer '${top}': ${JSON.stringify(await evalWithin(A, () => window.app.outboundVideo()))}`);
 
         await evalWithin(B, () => window.app.setRemoteQuality('a', 'low'));
         const askedLow = Date.now();
@@ -90,7 +106,7 @@ describe('dynacast: the publisher stops encoding layers nobody watches', () => {
         const h1 = await high();
         await waitFor(async () => (await high()) > h1 + 5_000, { timeout: 10_000, interval: 100, describe: explain });
         t.diagnostic(
-          `${path.title}: the high layer stopped ~${stoppedAt - askedLow} ms after B asked for LOW, and resumed ${Date.now() - askedHigh} ms after B asked for HIGH`,
+          `${path.title}: layer '${top}' stopped ~${stoppedAt - askedLow} ms after B asked for LOW, and resumed ${Date.now() - askedHigh} ms after B asked for HIGH`,
         );
       } finally {
         await A.close().catch(() => {});

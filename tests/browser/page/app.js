@@ -139,7 +139,7 @@
         if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
         (await pc.getStats()).forEach((s) => {
           if (s.type === 'outbound-rtp' && s.kind === 'video') {
-            out[s.rid || '-'] = { bytesSent: s.bytesSent, framesEncoded: s.framesEncoded || 0 };
+            out[s.rid || '-'] = { bytesSent: s.bytesSent, framesEncoded: s.framesEncoded || 0, limitedBy: s.qualityLimitationReason };
           }
         });
       }

@@ -388,7 +388,9 @@ function scenario(run, server) {
 
   step('speakers', `${run.id}: ActiveSpeakersChanged names A within 2 s of A talking, and drops A within 2 s of A muting`, { needs: ['join'], timeout: 30_000 }, async (t) => {
     const speakers = (page) => evalWithin(page, () => window.app.activeSpeakers());
-    // B stays quiet: its fake microphone only beeps, and it is muted anyway.
+    // Chromium's fake microphone beeps, loud enough to count as a voice for
+    // a moment each second: both start muted, and B stays so.
+    await evalWithin(A, () => window.app.setMicrophone(false));
     await evalWithin(B, () => window.app.setMicrophone(false));
     await waitFor(async () => (await speakers(B)).length === 0, {
       timeout: 5_000,

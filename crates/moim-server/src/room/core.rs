@@ -335,8 +335,9 @@ impl RoomCore {
             return;
         }
         p.subscriptions.push(track);
-        // It may now hear of someone whose quality it was never told.
+        // It may now hear of someone whose quality, or voice, it was never told.
         self.qualities.touch(self.at);
+        self.speakers.touch(self.at);
         self.out.media(Command::Subscribe {
             peer: p.receiver,
             track,
@@ -358,6 +359,7 @@ impl RoomCore {
             });
             self.dynacast.want(track, key, None);
             self.decide_dynacast(self.at);
+            self.speakers.touch(self.at);
         }
     }
 

@@ -33,6 +33,9 @@ pub(crate) struct Demand {
     told: Option<Option<usize>>,
     /// Since when less than `told` has been needed.
     lower_since: Option<Instant>,
+    /// The publisher's encoder state is unknown (it resumed): say what is
+    /// needed at once, whichever way.
+    tell_now: bool,
 }
 
 impl Demand {
@@ -44,6 +47,11 @@ impl Demand {
     /// What to tell the publisher now, if anything; and when to look again.
     fn decide(&mut self, now: Instant) -> (Option<Option<usize>>, Option<Instant>) {
         let needed = self.needed();
+        if std::mem::take(&mut self.tell_now) {
+            self.lower_since = None;
+            self.told = Some(needed);
+            return (Some(needed), None);
+        }
         let told = self.told.unwrap_or(Some(TOP));
         if needed == told && self.told.is_some() {
             self.lower_since = None;
@@ -102,6 +110,17 @@ impl Dynacast {
         self.changed.push(track);
     }
 
+    /// `tracks`' publisher is back on a new signal connection and may have
+    /// missed updates: tell it again what its tracks need.
+    pub(crate) fn resumed(&mut self, tracks: impl IntoIterator<Item = TrackKey>) {
+        for track in tracks {
+            if let Some(demand) = self.tracks.get_mut(&track) {
+                demand.tell_now = true;
+                self.changed.push(track);
+            }
+        }
+    }
+
     /// `who` left: it watches nothing any more.
     pub(crate) fn forget(&mut self, who: ParticipantKey) {
         for (track, demand) in &mut self.tracks {
@@ -140,23 +159,33 @@ impl RoomCore {
             let Some(demand) = self.dynacast.tracks.get_mut(&track) else {
                 continue;
             };
+            let Some((owner, published)) = self.participants.values().find_map(|p| {
+                let t = p.tracks.iter().find(|t| t.key == track)?;
+                Some((p, t))
+            }) else {
+                continue;
+            };
+            if owner.connection.is_none() {
+                // A publisher waiting to resume would never get the update;
+                // it is decided again when it is back (`resumed`).
+                continue;
+            }
             let (tell, _) = demand.decide(now);
             let Some(max) = tell else {
                 continue;
             };
-            let Some((owner, info)) = self.participants.values().find_map(|p| {
-                let t = p.tracks.iter().find(|t| t.key == track)?;
-                Some((p, &t.info))
-            }) else {
-                continue;
+            let info = &published.info;
+            // livekit-client matches the codec by the name it published
+            // with; a client that named none gets the announced one.
+            let codec = if published.client_codec.is_empty() {
+                info.mime_type
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            } else {
+                published.client_codec.clone()
             };
-            // livekit-client matches the codec by its lower-case name.
-            let codec = info
-                .mime_type
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
             #[allow(deprecated)] // older clients read only the per-quality list
             let update = lk::SubscribedQualityUpdate {
                 track_sid: info.sid.clone(),

@@ -209,6 +209,7 @@ impl RoomCore {
             .map(Participant::info)
             .collect();
         let room = self.room_info();
+        let mut resumed_tracks: Vec<TrackKey> = Vec::new();
         if let Some(p) = self.participants.get_mut(&key) {
             self.out.close(p, SignalClose::Replaced);
             p.connection = Some(connection);
@@ -232,10 +233,17 @@ impl RoomCore {
             }
             self.out
                 .tell(p, Resp::RoomUpdate(lk::RoomUpdate { room: Some(room) }));
+            resumed_tracks = p.tracks.iter().map(|t| t.key).collect();
             if !p.single_pc {
                 self.out.media(Command::RestartIce { peer: p.receiver });
             }
         }
+        // Speakers, qualities and dynacast skip a participant that has no
+        // connection; bring it up to date now that it has one.
+        self.speakers.touch(self.at);
+        self.qualities.touch(self.at);
+        self.dynacast.resumed(resumed_tracks);
+        self.decide_dynacast(self.at);
         Joined {
             participant: key,
             connection,

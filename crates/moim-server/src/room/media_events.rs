@@ -107,6 +107,9 @@ impl RoomCore {
         }) else {
             return;
         };
+        // It gets nothing of this track: its wish must not keep layers alive.
+        self.dynacast.want(track, key, None);
+        self.decide_dynacast(self.at);
         let Some(p) = self.participants.get(&key) else {
             return;
         };

@@ -31,6 +31,10 @@ pub struct PublishedTrack {
     /// Set once the client's SDP carried the track.
     pub bound: bool,
     pub layers: Vec<lk::VideoLayer>,
+    /// The video codec as the client named it when publishing ("vp8"):
+    /// livekit-client matches dynacast updates by this name, even when the
+    /// codec announced to others became another one.
+    pub client_codec: String,
 }
 
 impl PublishedTrack {

@@ -112,6 +112,12 @@ impl RoomCore {
             info: info.clone(),
             bound: false,
             layers: req.layers.clone(),
+            client_codec: req
+                .simulcast_codecs
+                .iter()
+                .map(|c| c.codec.to_ascii_lowercase())
+                .find(|c| !c.is_empty())
+                .unwrap_or_default(),
         });
         let peer = p.publisher;
         self.out.tell(

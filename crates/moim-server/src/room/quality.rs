@@ -79,6 +79,9 @@ impl RoomCore {
             ..
         } = self;
         qualities.told.retain(|k, _| participants.contains_key(k));
+        for told in qualities.told.values_mut() {
+            told.retain(|sid, _| judged.iter().any(|j| j.1 == *sid));
+        }
         for p in participants.values().filter(|p| p.connection.is_some()) {
             let told = qualities.told.entry(p.key).or_default();
             let mut updates = Vec::new();

@@ -112,3 +112,83 @@ fn when_the_last_subscriber_leaves_the_camera_is_paused() {
     );
     assert!(s.room.dynacast.due.is_none());
 }
+
+#[test]
+fn a_publisher_that_resumes_hears_what_changed_while_it_was_away() {
+    let mut s = Story::new();
+    let ana = s.join("ana");
+    let ben = s.join("ben");
+    let (_, cam) = s.publish_camera(ana);
+    s.take();
+    let ana_sid = s.sid(ana);
+    s.room
+        .handle_signal_closed(s.clock(), ana.participant, ana.connection);
+    ask_for(&mut s, ben, &cam, lk::VideoQuality::Low, false);
+    s.advance(LOWER_AFTER * 2);
+    s.take();
+
+    let (back, resumed) = s.join_with(
+        "ana",
+        JoinParams {
+            reconnect: true,
+            participant_sid: ana_sid,
+            ..Default::default()
+        },
+    );
+    resumed.expect("ana resumes");
+    assert_eq!(
+        layer_updates(&s.take(), back),
+        [vec![0]],
+        "told at once, on the new connection"
+    );
+}
+
+#[test]
+fn the_update_names_the_codec_as_the_client_published_it() {
+    let mut s = Story::new();
+    let ana = s.join("ana");
+    let _ben = s.join("ben");
+    s.signal(
+        ana,
+        Req::AddTrack(lk::AddTrackRequest {
+            cid: "cam".into(),
+            r#type: lk::TrackType::Video as i32,
+            source: lk::TrackSource::Camera as i32,
+            simulcast_codecs: vec![lk::SimulcastCodec {
+                codec: "H264".into(),
+                cid: "cam".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    );
+    let (peer, track) = s
+        .take()
+        .iter()
+        .find_map(|o| match o {
+            RoomOutput::Media(Command::ExpectTrack { peer, track, .. }) => Some((*peer, *track)),
+            _ => None,
+        })
+        .expect("expected");
+    // The client's offer lacked H.264: moim announces VP8, which it sends.
+    s.media(
+        peer,
+        moim_sfu::PeerEvent::TrackBound {
+            track,
+            mid: "0".into(),
+            codec: Some(moim_sfu::codec::VideoCodec::Vp8),
+        },
+    );
+    let codecs: Vec<String> = messages_to(&s.take(), ana.connection)
+        .into_iter()
+        .filter_map(|m| match m {
+            Resp::SubscribedQualityUpdate(u) => Some(u.subscribed_codecs[0].codec.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codecs,
+        ["h264"],
+        "livekit-client's own name for its sender's codec"
+    );
+}

@@ -328,6 +328,11 @@ impl Sim {
         self.shard.receive(self.now, from, bytes);
     }
 
+    /// `who`'s decoder lost a picture of every video it receives.
+    pub fn lose_pictures(&mut self, who: Who) {
+        self.people[who.0].ask_for_keyframes();
+    }
+
     /// Makes `who`'s link lose one datagram in `n`, both ways (`None`: none).
     pub fn lose_one_in(&mut self, who: Who, n: Option<u32>) {
         self.people[who.0].lose_one_in = n;

@@ -90,6 +90,10 @@ pub struct Participant {
     camera: Option<Mid>,
     /// Keyframes asked for by the SFU, per layer.
     keyframe_wanted: [bool; 3],
+    /// Keyframe requests (PLI/FIR) the SFU sent this publisher, in all.
+    pub keyframe_requests: usize,
+    /// Subscriber sections video arrived on.
+    video_mids: Vec<Mid>,
     offers_sent: u32,
     frames_sent: u64,
     video_frames_sent: u64,
@@ -129,6 +133,8 @@ impl Participant {
             mic: None,
             camera: None,
             keyframe_wanted: [false; 3],
+            keyframe_requests: 0,
+            video_mids: Vec::new(),
             offers_sent: 0,
             frames_sent: 0,
             video_frames_sent: 0,
@@ -258,7 +264,12 @@ impl Participant {
                         }
                     }
                     Ok(Output::Event(Event::MediaData(d))) => match read_vp8_frame(&d.data) {
-                        Some(frame) => self.video_seen.push(frame),
+                        Some(frame) => {
+                            self.video_seen.push(frame);
+                            if !self.video_mids.contains(&d.mid) {
+                                self.video_mids.push(d.mid);
+                            }
+                        }
                         None => self.audio_heard += 1,
                     },
                     Ok(Output::Event(Event::KeyframeRequest(r))) => {
@@ -267,6 +278,7 @@ impl Participant {
                             .position(|l| r.rid.as_deref() == Some(*l))
                             .unwrap_or(0);
                         self.keyframe_wanted[layer] = true;
+                        self.keyframe_requests += 1;
                     }
                     Ok(Output::Event(_)) => {}
                     Err(_) => break,
@@ -274,6 +286,15 @@ impl Participant {
             }
         }
         next
+    }
+
+    /// The subscriber lost a picture: a PLI on every video it receives.
+    pub fn ask_for_keyframes(&mut self) {
+        for mid in self.video_mids.clone() {
+            if let Some(rx) = self.subscriber.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+            }
+        }
     }
 
     /// Sends one 20 ms Opus frame, once the microphone's PeerConnection is up.

@@ -319,3 +319,28 @@ fn a_clean_link_is_excellent_and_a_lossy_one_is_poor_until_it_recovers() {
         sim.elapsed() - clean_at
     );
 }
+
+#[test]
+fn keyframe_requests_from_many_subscribers_reach_the_publisher_rate_limited() {
+    let mut sim = Sim::new(Sim::config());
+    let ana = sim.join("ana");
+    let watchers: Vec<Who> = ["ben", "cleo", "dan"].iter().map(|n| sim.join(n)).collect();
+    sim.publish_camera(ana);
+    sim.run_until("everyone sees ana", |s| {
+        watchers.iter().all(|w| s.person(*w).video_seen.len() > 10)
+    });
+    sim.run_for(Duration::from_secs(1));
+    let before = sim.person(ana).keyframe_requests;
+    // For one second every watcher loses a picture every 20 ms: 150 PLIs.
+    for _ in 0..50 {
+        for w in &watchers {
+            sim.lose_pictures(*w);
+        }
+        sim.run_for(Duration::from_millis(20));
+    }
+    let reached = sim.person(ana).keyframe_requests - before;
+    println!("150 keyframe requests from 3 subscribers in 1 s reached the publisher as {reached}");
+    assert!(reached >= 1, "a lost picture is asked for");
+    // 300 ms apart per layer: at most 4 in a second on the one layer they watch.
+    assert!(reached <= 4, "{reached} requests reached ana");
+}

@@ -68,7 +68,7 @@ for t in $targets; do
     secs=$(($(date +%s) - start))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log" | tail -1)
     # libFuzzer's own average is in whole seconds; this is runs / wall time.
-    rate=$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%d", s > 0 ? n / s : n }')
+    rate=$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%d", (s > 0 ? n / s : n) }')
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "logs/$t.log" | tail -1)
     corpus=$(find "corpus/$t" -type f | wc -l)
     tail -3 "logs/$t.log"

@@ -50,8 +50,7 @@ pub type AdminResult = Result<AdminReply, RoomError>;
 
 impl RoomCore {
     pub fn handle_admin(&mut self, now: Now, req: AdminRequest) -> AdminResult {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         let now = now.at;
         match req {
             AdminRequest::Configure {

@@ -86,6 +86,13 @@ impl RoomCore {
         room
     }
 
+    /// Takes the time of the input being handled: the wall clock for
+    /// timestamps, the monotonic one for deadlines set while handling it.
+    pub(super) fn set_clock(&mut self, now: Now) {
+        self.unix_ms = now.unix_ms;
+        self.at = now.at;
+    }
+
     /// The room's key on the media plane.
     pub fn key(&self) -> RoomKey {
         self.key
@@ -143,8 +150,7 @@ impl RoomCore {
     /// Expires participants that did not resume in time, and closes the room
     /// once it has been empty long enough.
     pub fn handle_timeout(&mut self, now: Now) {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         let timeout = self.config.departure_timeout;
         let gone: Vec<ParticipantKey> = self
             .participants
@@ -191,8 +197,7 @@ impl RoomCore {
         connection: ConnectionId,
         message: Req,
     ) {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         let current = self
             .participants
             .get(&participant)
@@ -222,16 +227,14 @@ impl RoomCore {
     }
 
     pub fn handle_media(&mut self, now: Now, event: MediaEvent) {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         self.on_media(now.at, event);
     }
 
     /// moim is shutting down: every participant is sent elsewhere and the
     /// room closes.
     pub fn handle_shutdown(&mut self, now: Now) {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         self.remove_everyone(now.at, lk::DisconnectReason::ServerShutdown);
         self.deleted = true;
     }

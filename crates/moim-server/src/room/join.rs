@@ -49,8 +49,7 @@ impl RoomCore {
         claims: Claims,
         params: JoinParams,
     ) -> Result<Joined, JoinError> {
-        self.unix_ms = now.unix_ms;
-        self.at = now.at;
+        self.set_clock(now);
         if self.is_closed() {
             return Err(JoinError::RoomClosed);
         }

@@ -158,27 +158,7 @@ impl Story {
                 ..Default::default()
             }),
         );
-        let (peer, track, sid) = self.outputs[from..]
-            .iter()
-            .find_map(|o| match o {
-                RoomOutput::Media(Command::ExpectTrack {
-                    peer,
-                    track,
-                    track_sid,
-                    ..
-                }) => Some((*peer, *track, track_sid.clone())),
-                _ => None,
-            })
-            .expect("the media plane is told to expect the track");
-        self.media(
-            peer,
-            PeerEvent::TrackBound {
-                track,
-                mid: "0".into(),
-                codec: None,
-            },
-        );
-        (peer, track, sid)
+        self.bind_announced_track(from, "0", None)
     }
 
     /// Publishes a three-layer simulcast camera and lets the media plane bind it.
@@ -207,6 +187,19 @@ impl Story {
                 ..Default::default()
             }),
         );
+        let (_, track, sid) =
+            self.bind_announced_track(from, "1", Some(moim_sfu::codec::VideoCodec::Vp8));
+        (track, sid)
+    }
+
+    /// Binds the track announced since output `from` to section `mid`, as
+    /// the media plane does once the client's SDP carries it.
+    fn bind_announced_track(
+        &mut self,
+        from: usize,
+        mid: &str,
+        codec: Option<moim_sfu::codec::VideoCodec>,
+    ) -> (PeerKey, TrackKey, String) {
         let (peer, track, sid) = self.outputs[from..]
             .iter()
             .find_map(|o| match o {
@@ -218,16 +211,16 @@ impl Story {
                 }) => Some((*peer, *track, track_sid.clone())),
                 _ => None,
             })
-            .expect("the media plane is told to expect the camera");
+            .expect("the media plane is told to expect the track");
         self.media(
             peer,
             PeerEvent::TrackBound {
                 track,
-                mid: "1".into(),
-                codec: Some(moim_sfu::codec::VideoCodec::Vp8),
+                mid: mid.into(),
+                codec,
             },
         );
-        (track, sid)
+        (peer, track, sid)
     }
 
     /// The sid a participant was given.

@@ -95,9 +95,12 @@ impl LevelMeter {
 }
 
 /// 10^(-dBov/20), the linear amplitude LiveKit clients expect in
-/// `SpeakerInfo.level`.
+/// `SpeakerInfo.level`, for the levels that count as voice: a table, so the
+/// packet path does a lookup and no `powf`.
 fn amplitude(dbov: u8) -> f32 {
-    10f32.powf(-(dbov as f32) / 20.0)
+    static TABLE: std::sync::LazyLock<[f32; VOICE_DBOV as usize + 1]> =
+        std::sync::LazyLock::new(|| std::array::from_fn(|dbov| 10f32.powf(-(dbov as f32) / 20.0)));
+    TABLE.get(usize::from(dbov)).copied().unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -154,6 +157,19 @@ mod tests {
             assert_eq!(m.close_window(), None);
         }
         assert_eq!(m.close_window(), Some(0.0));
+    }
+
+    #[test]
+    fn the_amplitude_table_is_ten_to_the_minus_dbov_over_twenty() {
+        for dbov in 0..=VOICE_DBOV {
+            let exact = 10f32.powf(-(dbov as f32) / 20.0);
+            assert!((amplitude(dbov) - exact).abs() < 1e-6, "{dbov} dBov");
+        }
+        assert_eq!(
+            amplitude(VOICE_DBOV + 1),
+            0.0,
+            "quieter than voice is never summed"
+        );
     }
 
     #[test]

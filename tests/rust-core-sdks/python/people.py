@@ -132,3 +132,13 @@ async def sees_and_hears(who: Person, other: Person, rgb, tone_hz: int, label: s
         f"strongest frequency {peak:.0f} Hz, sent {tone_hz} Hz")  # fmt: skip
     assert rms > SILENCE_RMS, f"{who.identity} hears near silence from {other.identity} (RMS {rms:.4f})"
     assert abs(peak - tone_hz) <= 20, f"{who.identity} hears {peak:.0f} Hz, not {tone_hz} Hz"
+
+
+async def close_all(*people: Person) -> None:
+    """Closes everyone; a failure is logged, never raised, so that cleanup
+    cannot hide the test's own failure."""
+    for p in people:
+        try:
+            await p.close()
+        except Exception as e:
+            log(f"cleanup of {p.identity}: {e!r}")

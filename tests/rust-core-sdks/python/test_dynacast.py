@@ -13,7 +13,7 @@ import pytest
 from harness import Moim, log
 from livekit import rtc
 from media import wait_until
-from people import ALICE, BOB, Person
+from people import ALICE, BOB, Person, close_all
 
 LOWER_AFTER_S = 3.0  # moim's delay before it tells a publisher to send less
 
@@ -85,11 +85,7 @@ async def scenario(moim: Moim, single_pc: bool) -> None:
         print(moim.log_tail(60), flush=True)
         raise
     finally:
-        for p in (alice, bob):
-            try:
-                await p.close()
-            except Exception as e:  # cleanup must not hide the test's own failure
-                log(f"cleanup of {p.identity}: {e!r}")
+        await close_all(alice, bob)
 
 
 @pytest.mark.parametrize("single_pc", [True, False], ids=["single-pc", "dual-pc"])

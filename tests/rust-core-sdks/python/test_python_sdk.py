@@ -16,7 +16,7 @@ import pytest
 from harness import API_KEY, API_SECRET, Moim, log
 from livekit import api, rtc
 from media import wait_until
-from people import ALICE, BOB, Person, sees_and_hears
+from people import ALICE, BOB, Person, close_all, sees_and_hears
 
 RECONNECT_BOUND_S = 15.0  # generous: the goal is 3 s, the measured time is printed
 
@@ -142,11 +142,7 @@ async def scenario(moim: Moim, single_pc: bool, path: str) -> None:
         print(moim.log_tail(80), flush=True)
         raise
     finally:
-        for p in (alice, bob):
-            try:
-                await p.close()
-            except Exception as e:  # cleanup must not hide the test's own failure
-                log(f"cleanup of {p.identity}: {e!r}")
+        await close_all(alice, bob)
         await lk.aclose()
 
 

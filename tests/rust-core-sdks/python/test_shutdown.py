@@ -18,7 +18,7 @@ import time
 import pytest
 from harness import BalancingProxy, Moim, log
 from media import wait_until
-from people import ALICE, BOB, Person, sees_and_hears
+from people import ALICE, BOB, Person, close_all, sees_and_hears
 
 DRAIN_S = 3
 BACK_BOUND_S = 30.0  # generous; the measured time is printed
@@ -108,11 +108,7 @@ async def scenario(first: Moim, second: Moim, single_pc: bool) -> None:
         print(second.log_tail(60), flush=True)
         raise
     finally:
-        for p in (alice, bob):
-            try:
-                await p.close()
-            except Exception as e:  # cleanup must not hide the test's own failure
-                log(f"cleanup of {p.identity}: {e!r}")
+        await close_all(alice, bob)
         await balancer.close()
 
 

@@ -179,13 +179,19 @@ describe('SIGTERM during a call: livekit-client moves to another moim', () => {
       ['alice', alice],
       ['bob', bob],
     ]) {
-      const closes = await evalWithin(page, () =>
-        window.app.webSockets().filter((w) => w.closeCode !== null),
+      // The server has exited, but the close event reaches the page through the
+      // balancer and the browser's event loop a moment later.
+      let sockets = [];
+      const shutdown = await waitFor(
+        async () => {
+          sockets = await evalWithin(page, () => window.app.webSockets());
+          return sockets.find((w) => w.closeCode === 1001);
+        },
+        { timeout: 5000, describe: () => `${name}'s sockets: ${JSON.stringify(sockets)}` },
       );
-      const shutdown = closes.find((w) => w.closeCode === 1001);
       assert.ok(
-        shutdown && /shutting down/.test(shutdown.closeReason),
-        `${name}'s signal connection closed with 1001 and a reason: ${JSON.stringify(closes)}`,
+        /shutting down/.test(shutdown.closeReason),
+        `${name}'s signal connection closed with 1001 and a reason: ${JSON.stringify(sockets)}`,
       );
     }
 

@@ -118,6 +118,9 @@ pub enum Command {
         /// The publisher declared packet-trailer features: its frames end
         /// with a LiveKit packet trailer.
         packet_trailer: bool,
+        /// A screen share: served before cameras when a subscriber's
+        /// downlink is short (see `allocate.rs`).
+        screen_share: bool,
     },
     RemoveTrack {
         track: TrackKey,
@@ -210,6 +213,13 @@ pub enum PeerEvent {
     AudioLevel {
         track: TrackKey,
         level: f32,
+    },
+    /// A subscriber's downlink has no room for even the lowest layer of
+    /// this video track (`active: false`), or has room again (see
+    /// `allocate.rs`). For `stream_state_update`.
+    StreamState {
+        track: TrackKey,
+        active: bool,
     },
     /// The link's quality changed (see `quality.rs`); worked out every
     /// `quality::QUALITY_WINDOW` once the PeerConnection is up.

@@ -12,10 +12,17 @@ pub const MAX_LAYERS: usize = 3;
 /// A layer that sent nothing for this long is considered gone.
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// What a publisher's layers look like right now, kept once per track.
+/// What a publisher's layers look like right now, kept once per track:
+/// which are live, and how many bits per second each carries.
 #[derive(Debug, Default, Clone)]
 pub struct LayerBook {
     last_seen: [Option<Instant>; MAX_LAYERS],
+    /// Payload bytes per layer since the last `close_rate_window`.
+    bytes: [u64; MAX_LAYERS],
+    /// Bits per second per layer: up at once, down by half the difference
+    /// per window, so a keyframe's burst and a quiet second do not make the
+    /// allocator flap.
+    rates: [u64; MAX_LAYERS],
 }
 
 impl LayerBook {
@@ -23,6 +30,31 @@ impl LayerBook {
         if let Some(slot) = self.last_seen.get_mut(layer) {
             *slot = Some(now);
         }
+    }
+
+    /// A packet of `bytes` arrived on `layer`.
+    pub fn carried(&mut self, layer: usize, bytes: usize) {
+        if let Some(b) = self.bytes.get_mut(layer) {
+            *b += bytes as u64;
+        }
+    }
+
+    /// Turns the bytes counted over the last `elapsed` into rates.
+    pub fn close_rate_window(&mut self, elapsed: Duration) {
+        let micros = elapsed.as_micros().max(1) as u64;
+        for (rate, bytes) in self.rates.iter_mut().zip(self.bytes.iter_mut()) {
+            let measured = std::mem::take(bytes).saturating_mul(8_000_000) / micros;
+            *rate = if measured >= *rate {
+                measured
+            } else {
+                (*rate + measured) / 2
+            };
+        }
+    }
+
+    /// What `layer` carries, in bits per second, once it has been measured.
+    pub fn rate(&self, layer: usize) -> Option<u64> {
+        self.rates.get(layer).copied().filter(|r| *r > 0)
     }
 
     pub fn is_live(&self, layer: usize, now: Instant) -> bool {
@@ -81,6 +113,19 @@ pub struct Forwarder {
     /// Highest layer this subscriber wants (adaptive stream may lower it).
     max_layer: usize,
     paused: bool,
+    /// What the subscriber's downlink has room for (see `allocate.rs`).
+    allowance: Allowance,
+}
+
+/// How much of a track a subscriber's downlink has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowance {
+    /// No estimate limits it.
+    Any,
+    /// Layers up to this one.
+    UpTo(usize),
+    /// Not even the lowest layer fits: nothing is forwarded.
+    Nothing,
 }
 
 impl Default for Forwarder {
@@ -98,6 +143,7 @@ impl Forwarder {
             last_out: None,
             max_layer: MAX_LAYERS - 1,
             paused: false,
+            allowance: Allowance::Any,
         }
     }
 
@@ -121,6 +167,40 @@ impl Forwarder {
         self.max_layer = layer.min(MAX_LAYERS - 1);
     }
 
+    /// The highest layer the subscriber asked for.
+    pub fn max_layer(&self) -> usize {
+        self.max_layer
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// What the downlink has room for. Going from nothing to something
+    /// waits for a keyframe, like a fresh subscriber.
+    pub fn set_allowance(&mut self, allowance: Allowance) {
+        if allowance == Allowance::Nothing {
+            self.current = None;
+        }
+        self.allowance = allowance;
+    }
+
+    pub fn allowance(&self) -> Allowance {
+        self.allowance
+    }
+
+    /// The highest layer that may be forwarded, or `None` for nothing.
+    fn cap(&self) -> Option<usize> {
+        if self.paused {
+            return None;
+        }
+        match self.allowance {
+            Allowance::Any => Some(self.max_layer),
+            Allowance::UpTo(l) => Some(l.min(self.max_layer)),
+            Allowance::Nothing => None,
+        }
+    }
+
     /// A paused subscription forwards nothing (track disabled, or muted).
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
@@ -136,30 +216,27 @@ impl Forwarder {
 
     /// The layer this subscriber should be on, given what the publisher sends.
     pub fn target_layer(&self, book: &LayerBook, now: Instant) -> Option<usize> {
-        book.best(self.max_layer, now)
+        book.best(self.cap()?, now)
     }
 
     /// Whether a keyframe on `layer` would help this subscriber now.
     pub fn wants_keyframe(&self, book: &LayerBook, now: Instant) -> Option<usize> {
-        if self.paused {
-            return None;
-        }
         let target = self.target_layer(book, now)?;
         (self.current != Some(target)).then_some(target)
     }
 
     pub fn on_packet(&mut self, p: InPacket, book: &LayerBook, now: Instant) -> Verdict {
-        if self.paused {
+        let Some(cap) = self.cap() else {
             return Verdict::Drop;
-        }
-        let target = self.target_layer(book, now).unwrap_or(p.layer);
+        };
+        let target = book.best(cap, now).unwrap_or(p.layer);
         if self.current != Some(p.layer) {
             // Switch only onto the target layer, and (for video) only at a
             // keyframe, so the decoder never sees a frame it cannot decode.
             // A layer that went quiet is left for any live one within the
             // cap; a subscriber that has nothing yet starts on the target.
             let current_dead = self.current.is_some_and(|c| !book.is_live(c, now));
-            let switch_wanted = p.layer == target || (current_dead && p.layer <= self.max_layer);
+            let switch_wanted = p.layer == target || (current_dead && p.layer <= cap);
             if !switch_wanted || (p.needs_keyframe && !p.keyframe_start) {
                 return Verdict::Drop;
             }
@@ -360,6 +437,45 @@ mod tests {
         ));
         f.set_paused(true);
         assert_eq!(f.on_packet(audio, &book, now), Verdict::Drop);
+    }
+
+    #[test]
+    fn an_allowance_caps_the_layer_and_nothing_waits_for_a_keyframe_to_come_back() {
+        let now = Instant::now();
+        let mut book = LayerBook::default();
+        book.saw(0, now);
+        book.saw(2, now);
+        let mut f = Forwarder::new();
+        f.set_allowance(Allowance::UpTo(0));
+        assert_eq!(f.target_layer(&book, now), Some(0));
+        assert_eq!(f.on_packet(video(2, 5, 0, true), &book, now), Verdict::Drop);
+        assert!(matches!(
+            f.on_packet(video(0, 5, 0, true), &book, now),
+            Verdict::Forward { .. }
+        ));
+        f.set_allowance(Allowance::Nothing);
+        assert_eq!(f.wants_keyframe(&book, now), None, "nothing to ask for");
+        assert_eq!(
+            f.on_packet(video(0, 6, 0, false), &book, now),
+            Verdict::Drop
+        );
+        f.set_allowance(Allowance::Any);
+        assert_eq!(f.wants_keyframe(&book, now), Some(2));
+        assert_eq!(
+            f.on_packet(video(0, 7, 0, false), &book, now),
+            Verdict::Drop
+        );
+    }
+
+    #[test]
+    fn layer_rates_rise_at_once_and_fall_by_halves() {
+        let mut book = LayerBook::default();
+        assert_eq!(book.rate(0), None, "unmeasured");
+        book.carried(0, 12_500);
+        book.close_rate_window(Duration::from_millis(500));
+        assert_eq!(book.rate(0), Some(200_000));
+        book.close_rate_window(Duration::from_millis(500));
+        assert_eq!(book.rate(0), Some(100_000), "a quiet window halves it");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! shard thread that owns its str0m peers and tracks (see `shard`), so the
 //! packet path needs no locks.
 
+pub mod allocate;
 pub mod api;
 pub mod audio_level;
 pub mod codec;

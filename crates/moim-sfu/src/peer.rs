@@ -3,14 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
-use str0m::Rtc;
+use str0m::{Reason, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::api::{
@@ -40,6 +40,23 @@ pub(crate) struct SectionLabel {
     pub wants_dd: bool,
 }
 
+/// str0m 0.25's delay-based estimator, once TWCC feedback stops (nothing
+/// is being sent on the PeerConnection), asks to be woken again after one
+/// round trip: tens of microseconds on loopback or a LAN, zero on virtual
+/// time, so a quiet subscriber would keep its shard spinning. It decides
+/// nothing new in between, so its wakeups are spaced at least this far
+/// apart (its own interval while feedback flows).
+pub const BWE_WAKEUP_SPACING: Duration = Duration::from_millis(25);
+
+/// When to wake a PeerConnection whose str0m asked for `wanted`, for
+/// `reason`, having last been woken at `last_fired`.
+pub fn wakeup_at(wanted: Instant, reason: Reason, last_fired: Option<Instant>) -> Instant {
+    match (reason, last_fired) {
+        (Reason::BweDelayControl, Some(fired)) => wanted.max(fired + BWE_WAKEUP_SPACING),
+        _ => wanted,
+    }
+}
+
 pub(crate) struct Peer {
     pub spec: PeerSpec,
     /// The room's event channel.
@@ -48,9 +65,15 @@ pub(crate) struct Peer {
     pub local_ufrag: String,
     pub addrs: Vec<(Protocol, SocketAddr)>,
     pub next_timeout: Option<Instant>,
+    /// When str0m was last handed a timeout (see `BWE_WAKEUP_SPACING`).
+    pub last_fired: Option<Instant>,
     pub connected: bool,
     /// How good the link is (see `quality.rs`).
     pub link: crate::quality::LinkMeter,
+    /// How this PeerConnection's downlink is shared out (see
+    /// `allocate.rs`); idle on a publisher PeerConnection, which has no
+    /// estimator.
+    pub alloc: crate::allocate::Allocator,
     /// A failed DTLS handshake was logged at WARN; later failures are DEBUG.
     pub dtls_warned: bool,
     /// Already on the shard's dirty list; saves a scan of the list for
@@ -115,8 +138,10 @@ impl Peer {
             local_ufrag,
             addrs: Vec::new(),
             next_timeout: None,
+            last_fired: None,
             connected: false,
             link: Default::default(),
+            alloc: Default::default(),
             dtls_warned: false,
             drive_queued: false,
             mids: Vec::new(),
@@ -585,5 +610,29 @@ pub(crate) fn to_media_kind(kind: TrackKind) -> MediaKind {
     match kind {
         TrackKind::Audio => MediaKind::Audio,
         TrackKind::Video => MediaKind::Video,
+    }
+}
+
+#[cfg(test)]
+mod wakeup_tests {
+    use super::*;
+
+    #[test]
+    fn the_estimator_alone_is_woken_at_most_every_spacing() {
+        let fired = Instant::now();
+        let asked = fired; // one round trip of zero
+        assert_eq!(
+            wakeup_at(asked, Reason::BweDelayControl, Some(fired)),
+            fired + BWE_WAKEUP_SPACING
+        );
+        // Later than the spacing is left alone, and so is anything else.
+        let later = fired + Duration::from_millis(40);
+        assert_eq!(
+            wakeup_at(later, Reason::BweDelayControl, Some(fired)),
+            later
+        );
+        assert_eq!(wakeup_at(asked, Reason::Twcc, Some(fired)), asked);
+        // Never woken yet: at once, so the first estimate is not late.
+        assert_eq!(wakeup_at(asked, Reason::BweDelayControl, None), asked);
     }
 }

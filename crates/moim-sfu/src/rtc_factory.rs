@@ -80,7 +80,11 @@ impl RtcFactory {
             config = config.set_dtls_cert(cert.clone());
         }
         if role.receives() {
-            config = config.set_send_buffer_video(VIDEO_SEND_HISTORY);
+            // A send-side estimate of the downlink from the client's TWCC
+            // feedback, which the shard shares out (`allocate.rs`).
+            config = config
+                .set_send_buffer_video(VIDEO_SEND_HISTORY)
+                .enable_bwe(Some(crate::shard::INITIAL_ESTIMATE));
         }
         let mut rtc = config.build(now);
         if let Ok(c) = Candidate::host(self.udp_candidate, "udp") {

@@ -22,6 +22,7 @@ use crate::rtc_factory::RtcFactory;
 use crate::stun;
 use track::Track;
 
+mod allocation;
 mod data;
 mod io;
 mod negotiate;
@@ -31,6 +32,7 @@ mod run_loop;
 mod tests;
 mod track;
 
+pub use allocation::INITIAL_ESTIMATE;
 pub use io::ShardIo;
 pub(crate) use io::SocketIo;
 
@@ -79,6 +81,11 @@ pub(crate) struct Shard<Io = SocketIo> {
     /// When the links' qualities are next worked out; `None` while the
     /// shard has no peer.
     quality_tick: Option<Instant>,
+    /// When layer rates are next measured and downlinks re-shared; `None`
+    /// while the shard has no peer.
+    allocation_tick: Option<Instant>,
+    /// When layer rates were last measured.
+    last_rates: Option<Instant>,
     /// Peers that were written to and must be polled before sleeping.
     pub dirty: Vec<PeerKey>,
 }
@@ -102,6 +109,8 @@ impl<Io: ShardIo> Shard<Io> {
             timers: BinaryHeap::new(),
             level_tick: None,
             quality_tick: None,
+            allocation_tick: None,
+            last_rates: None,
             dirty: Vec::new(),
         }
     }
@@ -199,6 +208,8 @@ impl<Io: ShardIo> Shard<Io> {
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
+                    let t =
+                        crate::peer::wakeup_at(t, peer.rtc.last_timeout_reason(), peer.last_fired);
                     if peer.next_timeout != Some(t) {
                         peer.next_timeout = Some(t);
                         self.timers.push(Reverse((t, key)));
@@ -241,6 +252,7 @@ impl<Io: ShardIo> Shard<Io> {
                             .as_ref()
                             .and_then(|pair| pair.current_round_trip_time)
                     });
+                    let congested = p.alloc.observe_link(stats.egress_loss_fraction, rtt);
                     p.link.observe(crate::quality::LinkSample {
                         ingress_loss: stats.ingress_loss_fraction,
                         egress_loss: stats.egress_loss_fraction,
@@ -249,7 +261,14 @@ impl<Io: ShardIo> Shard<Io> {
                         media_received: stats.bytes_rx,
                         media_sent: stats.bytes_tx,
                     });
+                    if congested && p.spec.role.receives() {
+                        tracing::debug!(peer = %key, "downlink congested (loss or a growing queue): tracks that do not fit may now be paused");
+                        self.allocate(Some(key));
+                    }
                 }
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                self.on_estimate(key, estimate)
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(key, req.mid),
             Event::ChannelOpen(id, label) => {
@@ -310,6 +329,7 @@ impl<Io: ShardIo> Shard<Io> {
                 kind,
                 codec,
                 packet_trailer,
+                screen_share,
             } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
@@ -323,6 +343,7 @@ impl<Io: ShardIo> Shard<Io> {
                 });
                 let mut t = Track::new(track, peer, track_sid, participant_sid, kind);
                 t.has_packet_trailer = packet_trailer;
+                t.screen_share = screen_share;
                 self.tracks.insert(track, t);
                 if kind == crate::api::TrackKind::Audio {
                     self.start_level_tick();
@@ -412,6 +433,7 @@ impl<Io: ShardIo> Shard<Io> {
         };
         let rtc = self.factory.build(spec.role, self.now);
         self.start_quality_tick();
+        self.start_allocation_tick();
         let key = spec.peer;
         let role = spec.role;
         self.rooms.entry(spec.room).or_default().push(key);

@@ -291,6 +291,7 @@ async fn publisher(plane: &MediaPlane, events: UnboundedReceiver<MediaEvent>) ->
                 kind: TrackKind::Audio,
                 codec: None,
                 packet_trailer: false,
+                screen_share: false,
             },
         )
         .await;

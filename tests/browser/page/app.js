@@ -61,6 +61,9 @@
         .on(E.ConnectionQualityChanged, (quality, p) =>
           app.note('connectionQuality', { identity: p.identity, quality }),
         )
+        .on(E.TrackStreamStateChanged, (pub, state, p) =>
+          app.note('streamState', { identity: p.identity, sid: pub.trackSid, source: pub.source, state }),
+        )
         .on(E.ActiveSpeakersChanged, (speakers) =>
           app.note('activeSpeakers', { identities: speakers.map((p) => p.identity) }),
         )
@@ -307,6 +310,71 @@
       const at = Date.now();
       await app.room.simulateScenario(scenario);
       return at;
+    },
+
+    /**
+     * Publishes a screen share: a 1280x720 canvas that changes a little every 200 ms, as a
+     * slide with a ticking clock does (headless Chromium has no screen to capture).
+     */
+    async publishScreen() {
+      const canvas = document.createElement('canvas');
+      canvas.width = 1280;
+      canvas.height = 720;
+      const g = canvas.getContext('2d');
+      let n = 0;
+      const draw = () => {
+        g.fillStyle = '#f4f1ea';
+        g.fillRect(0, 0, 1280, 720);
+        g.fillStyle = '#223';
+        g.font = '48px sans-serif';
+        g.fillText('moim — shared slide', 80, 120);
+        g.font = '32px monospace';
+        g.fillText(`frame ${n++}`, 80, 640);
+      };
+      draw();
+      app.screenTimer = setInterval(draw, 200);
+      const [track] = canvas.captureStream(15).getVideoTracks();
+      const pub = await app.room.localParticipant.publishTrack(track, {
+        source: LK.Track.Source.ScreenShare,
+        simulcast: false,
+      });
+      return pub.trackSid;
+    },
+
+    /** Every remote video track as received now: stream state and decoder counters. */
+    async receivedVideo() {
+      const out = [];
+      for (const p of app.room.remoteParticipants.values()) {
+        for (const pub of p.trackPublications.values()) {
+          if (pub.kind !== 'video') continue;
+          const v = {
+            identity: p.identity,
+            source: pub.source,
+            sid: pub.trackSid,
+            streamState: pub.track?.streamState ?? null,
+            frameWidth: 0,
+            framesDecoded: 0,
+            freezeCount: 0,
+            totalFreezesDuration: 0,
+            packetsLost: 0,
+            packetsReceived: 0,
+            nackCount: 0,
+            bytesReceived: 0,
+          };
+          const receiver = pub.track?.receiver;
+          if (receiver) {
+            (await receiver.getStats()).forEach((s) => {
+              if (s.type !== 'inbound-rtp') return;
+              for (const k of ['framesDecoded', 'freezeCount', 'totalFreezesDuration', 'packetsLost', 'packetsReceived', 'nackCount', 'bytesReceived']) {
+                v[k] += s[k] || 0;
+              }
+              v.frameWidth = Math.max(v.frameWidth, s.frameWidth || 0);
+            });
+          }
+          out.push(v);
+        }
+      }
+      return out;
     },
 
     /** The remote participant as this page sees it now: sid and its video track's decoder. */

@@ -73,6 +73,7 @@ impl RoomCore {
                 self.subscription_unusable(key, track, &reason)
             }
             PeerEvent::AudioLevel { track, level } => self.speakers.set_level(now, track, level),
+            PeerEvent::StreamState { track, active } => self.stream_state(key, track, active),
             PeerEvent::LinkQuality { quality, score } => {
                 self.qualities.set(now, ev.peer, quality, score)
             }
@@ -91,6 +92,40 @@ impl RoomCore {
             }
             PeerEvent::Closed => debug!(identity = %p.identity, "media connection closed"),
         }
+    }
+
+    /// The subscriber's downlink paused a track it receives, or has room
+    /// for it again: livekit-client shows it as `TrackStreamStateChanged`.
+    fn stream_state(&mut self, key: ParticipantKey, track: TrackKey, active: bool) {
+        let Some((participant_sid, track_sid)) = self.participants.values().find_map(|o| {
+            let t = o.tracks.iter().find(|t| t.key == track)?;
+            Some((o.sid.clone(), t.info.sid.clone()))
+        }) else {
+            return;
+        };
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        debug!(
+            subscriber = %p.identity, track = %track_sid, active,
+            "the subscriber's downlink {} this track",
+            if active { "has room again for" } else { "has no room for" }
+        );
+        let state = if active {
+            lk::StreamState::Active
+        } else {
+            lk::StreamState::Paused
+        };
+        self.out.tell(
+            p,
+            Resp::StreamStateUpdate(lk::StreamStateUpdate {
+                stream_states: vec![lk::StreamStateInfo {
+                    participant_sid,
+                    track_sid,
+                    state: state as i32,
+                }],
+            }),
+        );
     }
 
     /// A subscriber answered a track's section with no codec moim can send:

@@ -135,6 +135,7 @@ impl RoomCore {
             kind,
             codec,
             packet_trailer: !req.packet_trailer_features.is_empty(),
+            screen_share: source == lk::TrackSource::ScreenShare,
         });
         Ok(())
     }

@@ -43,12 +43,14 @@ impl<Io: ShardIo> Shard<Io> {
                         .and_then(|t| t.subscription_mut(key))
                     {
                         sub.mid = Some(mid);
+                        sub.bound_at = Some(self.now);
                         if let Some(left) = left {
                             sub.fwd.continue_stream(left);
                         }
                     }
                     self.request_keyframe(track);
                 }
+                self.allocate(Some(key));
             }
             Err(reason) => {
                 warn!(peer = %key, "{reason}");
@@ -104,8 +106,10 @@ impl<Io: ShardIo> Shard<Io> {
                     if let Some(sub) = tracks.get_mut(&track).and_then(|t| t.subscription_mut(key))
                     {
                         sub.mid = Some(mid);
+                        sub.bound_at = Some(self.now);
                     }
                 }
+                self.allocate(Some(key));
             }
             PeerRole::Single => peer.request_sections(),
             PeerRole::Publisher => {}

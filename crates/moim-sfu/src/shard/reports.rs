@@ -59,7 +59,7 @@ impl<Io: ShardIo> Shard<Io> {
 
 /// The tick after `last`. A shard that fell behind (a long pass) skips the
 /// missed ticks rather than closing several empty windows at once.
-fn next_tick(last: Option<Instant>, now: Instant, every: Duration) -> Instant {
+pub(super) fn next_tick(last: Option<Instant>, now: Instant, every: Duration) -> Instant {
     let next = last.unwrap_or(now) + every;
     if next <= now {
         now + every

@@ -129,10 +129,15 @@ impl<Io: ShardIo> Shard<Io> {
     /// When the next peer timer, or report tick, is due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let peer = self.timers.peek().map(|Reverse((t, _))| *t);
-        [peer, self.level_tick, self.quality_tick]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            peer,
+            self.level_tick,
+            self.quality_tick,
+            self.allocation_tick,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires the peers' timers that are due at `now`.
@@ -143,6 +148,9 @@ impl<Io: ShardIo> Shard<Io> {
         }
         if self.quality_tick.is_some_and(|t| t <= now) {
             self.report_quality(now);
+        }
+        if self.allocation_tick.is_some_and(|t| t <= now) {
+            self.allocation_tick(now);
         }
         while let Some(Reverse((t, key))) = self.timers.peek().copied() {
             if t > now {
@@ -156,6 +164,7 @@ impl<Io: ShardIo> Shard<Io> {
                 continue; // superseded
             }
             peer.next_timeout = None;
+            peer.last_fired = Some(now);
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
                 debug!(peer = %key, "timeout handling failed: {e}");
             }

@@ -148,6 +148,7 @@ impl Call {
             kind: TrackKind::Audio,
             codec: None,
             packet_trailer: false,
+            screen_share: false,
         });
         let mut api = c.rtc.sdp_api();
         let mid = api.add_media(

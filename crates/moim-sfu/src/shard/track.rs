@@ -37,6 +37,11 @@ pub(crate) struct Subscription {
     warned_unsendable: bool,
     /// Frames reach this subscriber without their packet trailer.
     pub strip_trailer: bool,
+    /// When the subscription got its SDP section.
+    pub bound_at: Option<Instant>,
+    /// When the subscriber was last told the track is paused for lack of
+    /// room (see `allocation.rs`).
+    pub pause_told: Option<Instant>,
 }
 
 impl Subscription {
@@ -48,6 +53,8 @@ impl Subscription {
             pt_map: None,
             warned_unsendable: false,
             strip_trailer: false,
+            bound_at: None,
+            pause_told: None,
         }
     }
 
@@ -81,10 +88,11 @@ pub(crate) struct Track {
     pub send_codec: Option<SendCodec>,
     /// The publisher's frames end with a LiveKit packet trailer.
     pub has_packet_trailer: bool,
+    pub screen_share: bool,
     /// What the last payload type resolved to, so a packet of the same
     /// type skips the codec table.
     codec: Option<TrackCodec>,
-    book: LayerBook,
+    pub book: LayerBook,
     layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
     last_keyframe_request: [Option<Instant>; MAX_LAYERS],
     /// How loud an audio track is (see `audio_level.rs`).
@@ -109,6 +117,7 @@ impl Track {
             mid: None,
             send_codec: None,
             has_packet_trailer: false,
+            screen_share: false,
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
@@ -249,6 +258,7 @@ impl<Io: ShardIo> Shard<Io> {
         track.layer_ssrc[layer] = Some(ssrc);
         let now = pkt.timestamp;
         track.book.saw(layer, now);
+        track.book.carried(layer, pkt.payload.len());
         let is_video = track.kind == TrackKind::Video;
         if let (false, Some(level)) = (is_video, pkt.header.ext_vals.audio_level) {
             track.meter.observe(level);

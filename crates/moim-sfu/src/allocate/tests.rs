@@ -1,0 +1,272 @@
+use super::*;
+
+const CAMERA: [Option<u64>; MAX_LAYERS] = [Some(150_000), Some(500_000), Some(1_700_000)];
+
+fn camera(key: u64, max_layer: usize) -> VideoWant {
+    VideoWant {
+        track: TrackKey(key),
+        screen_share: false,
+        max_layer,
+        layers: CAMERA,
+        granted: Allowance::Any,
+    }
+}
+
+fn screen(key: u64, rate: u64) -> VideoWant {
+    VideoWant {
+        track: TrackKey(key),
+        screen_share: true,
+        max_layer: 2,
+        layers: [Some(rate), None, None],
+        granted: Allowance::Any,
+    }
+}
+
+#[test]
+fn on_400_kbits_the_screen_share_keeps_its_full_layer_and_cameras_take_what_is_left() {
+    let wants = [camera(1, 2), camera(2, 2), camera(3, 2), screen(4, 200_000)];
+    let p = plan(400_000, 40_000, &wants, true);
+    assert_eq!(
+        p.grants[3],
+        Allowance::UpTo(0),
+        "the screen share is served first"
+    );
+    assert_eq!(
+        &p.grants[..3],
+        &[Allowance::UpTo(0), Allowance::Nothing, Allowance::Nothing],
+        "160 kbit/s are left: one camera's low layer fits"
+    );
+    assert_eq!(p.used, 40_000 + 200_000 + 150_000);
+    assert_eq!(p.wanted, 40_000 + 3 * 1_700_000 + 200_000);
+    assert_eq!(
+        p.next_step,
+        Some(p.used + 150_000),
+        "the cheapest step up is a second camera's low layer"
+    );
+}
+
+#[test]
+fn the_tile_shown_largest_goes_up_first() {
+    let wants = [camera(1, 0), camera(2, 2)];
+    let p = plan(800_000, 0, &wants, true);
+    assert_eq!(p.grants, vec![Allowance::UpTo(0), Allowance::UpTo(1)]);
+    assert_eq!(p.used, 650_000);
+    assert!(p.is_short(), "camera 2 asked for more than it got");
+}
+
+#[test]
+fn with_room_for_everything_every_track_gets_what_it_asked_for() {
+    let wants = [camera(1, 1), camera(2, 2), screen(3, 900_000)];
+    let p = plan(10_000_000, 80_000, &wants, true);
+    assert_eq!(
+        p.grants,
+        vec![Allowance::UpTo(1), Allowance::UpTo(2), Allowance::UpTo(0)]
+    );
+    assert_eq!(p.used, p.wanted);
+    assert_eq!(p.next_step, None);
+}
+
+#[test]
+fn a_layer_the_publisher_does_not_send_is_never_granted() {
+    let mut w = camera(1, 2);
+    w.layers = [Some(150_000), None, None];
+    let p = plan(10_000_000, 0, &[w], true);
+    assert_eq!(p.grants, vec![Allowance::UpTo(0)]);
+    let mut silent = camera(2, 2);
+    silent.layers = [None; MAX_LAYERS];
+    let p = plan(10_000_000, 0, &[silent], true);
+    // Nothing sent is nothing to limit: the track keeps what it had.
+    assert_eq!(p.grants, vec![Allowance::Any]);
+    assert_eq!(p.next_step, None, "nothing to step up to");
+}
+
+#[test]
+fn audio_is_taken_off_the_top() {
+    let p = plan(190_000, 40_000, &[camera(1, 2)], true);
+    assert_eq!(p.grants, vec![Allowance::UpTo(0)]);
+    let p = plan(190_000, 50_000, &[camera(1, 2)], true);
+    assert_eq!(p.grants, vec![Allowance::Nothing]);
+}
+
+/// What the shard does with a decision: the forwarders take the changes.
+/// An allocator whose link has shown loss, so its estimate is believed.
+fn congested() -> Allocator {
+    let mut a = Allocator::default();
+    assert!(a.observe_link(Some(0.1), None));
+    a
+}
+
+fn apply(wants: &mut [VideoWant], d: &Decision) {
+    for c in &d.changes {
+        if let Some(w) = wants.iter_mut().find(|w| w.track == c.track) {
+            w.granted = c.allowance;
+        }
+    }
+}
+
+#[test]
+fn no_estimate_limits_nothing() {
+    let t0 = Instant::now();
+    let mut a = Allocator::default();
+    assert_eq!(a.allocate(t0, 0, &[camera(1, 2)]), Decision::default());
+}
+
+#[test]
+fn going_down_is_at_once_and_going_up_waits_for_a_margin_and_for_the_last_change_to_settle() {
+    let t0 = Instant::now();
+    let mut wants = [camera(1, 2)];
+    let mut a = congested();
+    a.set_estimate(3_000_000);
+    let d = a.allocate(t0, 0, &wants);
+    assert_eq!(
+        d.changes,
+        vec![Change {
+            track: TrackKey(1),
+            allowance: Allowance::UpTo(2)
+        }]
+    );
+    assert_eq!((d.minimum, d.desired), (1_700_000, 1_700_000));
+    apply(&mut wants, &d);
+    assert!(
+        !a.is_congested(),
+        "everything fits: a pause needs new evidence"
+    );
+
+    // The link narrows: the estimate no longer covers the high layer.
+    assert!(a.set_estimate(600_000), "the shard is told to allocate now");
+    let t1 = t0 + Duration::from_millis(100);
+    let d = a.allocate(t1, 0, &wants);
+    assert_eq!(d.changes[0].allowance, Allowance::UpTo(1));
+    assert_eq!(
+        (d.minimum, d.desired),
+        (1_700_000, 1_700_000),
+        "padding and probing aim at the next layer"
+    );
+    apply(&mut wants, &d);
+
+    // It recovers, just barely: no margin, no step up.
+    assert!(!a.set_estimate(1_750_000));
+    let t2 = t1 + UP_AFTER;
+    assert!(a.allocate(t2, 0, &wants).changes.is_empty());
+
+    // With the margin, the layer comes back.
+    a.set_estimate(2_000_000);
+    let d = a.allocate(t2, 0, &wants);
+    assert_eq!(d.changes[0].allowance, Allowance::UpTo(2));
+}
+
+#[test]
+fn after_a_step_up_the_next_waits() {
+    let t0 = Instant::now();
+    let mut wants = [camera(1, 2), camera(2, 2)];
+    let mut a = congested();
+    let step = |a: &mut Allocator, estimate: u64, at: Duration, wants: &mut [VideoWant]| {
+        if estimate < 1_000_000 {
+            a.observe_link(Some(0.1), None); // a narrow link loses packets
+        }
+        a.set_estimate(estimate);
+        let d = a.allocate(t0 + at, 0, wants);
+        apply(wants, &d);
+        d.changes.len()
+    };
+    assert_eq!(step(&mut a, 400_000, Duration::ZERO, &mut wants), 2);
+    assert_eq!(
+        wants.iter().map(|w| w.granted).collect::<Vec<_>>(),
+        vec![Allowance::UpTo(0), Allowance::UpTo(0)]
+    );
+    let first_rise = Duration::from_millis(10);
+    assert_eq!(
+        step(&mut a, 5_000_000, first_rise, &mut wants),
+        2,
+        "the first rise is not held back"
+    );
+    assert_eq!(
+        step(&mut a, 400_000, Duration::from_millis(20), &mut wants),
+        2
+    );
+    assert_eq!(
+        step(&mut a, 5_000_000, Duration::from_millis(30), &mut wants),
+        0,
+        "a rise right after a rise waits for UP_AFTER"
+    );
+    assert_eq!(
+        step(&mut a, 5_000_000, first_rise + UP_AFTER, &mut wants),
+        2
+    );
+}
+
+#[test]
+fn a_paused_track_comes_back_when_the_estimate_has_room() {
+    let t0 = Instant::now();
+    let mut wants = [camera(1, 2), screen(2, 300_000)];
+    let mut a = congested();
+    a.set_estimate(350_000);
+    let d = a.allocate(t0, 0, &wants);
+    apply(&mut wants, &d);
+    assert_eq!(wants[0].granted, Allowance::Nothing);
+    assert_eq!(wants[1].granted, Allowance::UpTo(0));
+    a.set_estimate(600_000);
+    let d = a.allocate(t0 + UP_AFTER, 0, &wants);
+    assert_eq!(
+        d.changes,
+        vec![Change {
+            track: TrackKey(1),
+            allowance: Allowance::UpTo(0)
+        }]
+    );
+}
+
+#[test]
+fn a_track_that_sends_nothing_yet_is_not_paused() {
+    let mut alloc = congested();
+    alloc.set_estimate(1_000_000);
+    // Subscribed before the publisher's first packet: no layer is live.
+    let mut quiet = camera(1, 2);
+    quiet.layers = [None; MAX_LAYERS];
+    let d = alloc.allocate(Instant::now(), 40_000, std::slice::from_ref(&quiet));
+    assert!(d.changes.is_empty(), "{:?}", d.changes);
+    // Once it sends, it is allocated like any other track.
+    let d = alloc.allocate(Instant::now(), 40_000, &[camera(1, 2)]);
+    assert_eq!(
+        d.changes,
+        vec![Change {
+            track: TrackKey(1),
+            allowance: Allowance::UpTo(1)
+        }]
+    );
+}
+
+#[test]
+fn a_dip_with_neither_loss_nor_queue_lowers_layers_but_pauses_nothing() {
+    let t0 = Instant::now();
+    let mut a = Allocator::default();
+    assert!(!a.observe_link(Some(0.0), Some(Duration::from_millis(3))));
+    // A busy receiver's uneven timing: the estimate reads 100 kbit/s.
+    a.set_estimate(100_000);
+    let mut wants = [camera(1, 2), camera(2, 2)];
+    let d = a.allocate(t0, 40_000, &wants);
+    apply(&mut wants, &d);
+    assert_eq!(
+        wants.iter().map(|w| w.granted).collect::<Vec<_>>(),
+        vec![Allowance::UpTo(0), Allowance::UpTo(0)],
+        "each keeps its lowest layer"
+    );
+    // A round trip 100 ms over the lowest seen is a queue: congestion.
+    assert!(!a.observe_link(Some(0.0), Some(Duration::from_millis(90))));
+    assert!(a.observe_link(Some(0.0), Some(Duration::from_millis(120))));
+    assert!(!a.observe_link(Some(0.2), None), "told once");
+    let d = a.allocate(t0, 40_000, &wants);
+    assert_eq!(
+        d.changes,
+        vec![
+            Change {
+                track: TrackKey(1),
+                allowance: Allowance::Nothing
+            },
+            Change {
+                track: TrackKey(2),
+                allowance: Allowance::Nothing
+            }
+        ]
+    );
+}

@@ -2,7 +2,7 @@
 //   publishers: three livekit-client pages in one Chromium join opts.room as cam1..cam3, each
 //     publishing a simulcast camera; cam1 also publishes its microphone and a screen share.
 //     They stay until opts.stayMs has passed.
-//   viewer: one page joins as bob, publishing nothing, and samples every remote video track
+//   viewer: one page joins as bob (with opts.roomOptions), publishing nothing, and samples every remote video track
 //     (stream state, decoded width, freezes, loss) once a second. After opts.cappedMs it runs
 //     opts.lift (the command that removes the cap on its downlink) and samples opts.openMs more.
 // Prints one line `RESULT <json>`.
@@ -42,7 +42,7 @@ async function publishers() {
 async function viewer() {
   const page = await openPage('bob');
   const token = await mintToken('bob', opts.room);
-  await page.evaluate(([u, tok]) => window.app.join(u, tok, {}, 'none'), [opts.wsUrl, token]);
+  await page.evaluate(([u, tok, ro]) => window.app.join(u, tok, ro, 'none'), [opts.wsUrl, token, opts.roomOptions || {}]);
   step('bob joined');
   await waitFor(async () => (await evalWithin(page, () => window.app.receivedVideo())).length >= 4, {
     timeout: 30_000,

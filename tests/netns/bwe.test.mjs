@@ -49,25 +49,30 @@ describe('a viewer whose downlink carries 400 kbit/s', { skip }, () => {
     srv.addr('br0', `${SRV_IP}/24`);
     pub.addr('eth0', '10.77.5.2/24');
     bob.addr('eth0', '10.77.5.3/24');
-    // What leaves the bridge towards bob: 400 kbit/s, at most 150 ms queued.
-    srv.exec('tc', ['qdisc', 'add', 'dev', 'b0', 'root', 'tbf', 'rate', '400kbit', 'burst', '6kb', 'latency', '150ms']);
   });
   after(() => cleanupAll());
 
-  test('screen share first, cameras low or paused, and all back when the cap goes', { timeout: 200_000 }, async () => {
+  // Bob's client on each signalling path; the publishers keep livekit-client's default.
+  for (const variant of [
+    { id: 'v1', title: '/rtc/v1', roomOptions: {} },
+    { id: 'v0', title: '/rtc', roomOptions: { singlePeerConnection: false } },
+  ])
+  test(`${variant.title}: screen share first, cameras low or paused, and all back when the cap goes`, { timeout: 200_000 }, async () => {
+    // What leaves the bridge towards bob: 400 kbit/s, at most 150 ms queued.
+    srv.exec('tc', ['qdisc', 'replace', 'dev', 'b0', 'root', 'tbf', 'rate', '400kbit', 'burst', '6kb', 'latency', '150ms']);
     const server = new MoimInNs(srv, {
       args: ['--bind', '0.0.0.0', '--node-ip', SRV_IP, '--port', String(HTTP), '--rtc-tcp-port', '0', '--no-turn'],
-      label: 'bwe-400k',
+      label: `bwe-400k-${variant.id}`,
       reachableFrom: pub,
       url: `http://${SRV_IP}:${HTTP}`,
     });
     await server.start();
     try {
-      const room = 'netns-bwe';
+      const room = `netns-bwe-${variant.id}`;
       const wsUrl = `ws://${SRV_IP}:${HTTP}`;
       const lift = ['ip', 'netns', 'exec', srv.name, 'tc', 'qdisc', 'del', 'dev', 'b0', 'root'];
       const publishers = runRole(pub, { role: 'publishers', wsUrl, room, stayMs: CAPPED_MS + OPEN_MS + 40_000 });
-      const viewer = await runRole(bob, { role: 'viewer', wsUrl, room, cappedMs: CAPPED_MS, openMs: OPEN_MS, lift });
+      const viewer = await runRole(bob, { role: 'viewer', wsUrl, room, cappedMs: CAPPED_MS, openMs: OPEN_MS, lift, roomOptions: variant.roomOptions });
       const pubs = await publishers;
       const diag = () =>
         `viewer: ${JSON.stringify({ ...viewer, console: undefined })}\npublishers: ${JSON.stringify({ ...pubs, console: undefined })}\n` +

@@ -11,8 +11,8 @@
 //! top), then screen shares, then the video the subscriber shows largest,
 //! then the rest. First every track gets its lowest layer, in that order;
 //! then, in the same order, each goes up as far as what is left allows.
-//! A lower-priority track only pauses when even its lowest layer does not
-//! fit in what the tracks before it left.
+//! A track pauses when its lowest layer does not fit in what the tracks
+//! before it left, and so does every track after it.
 //!
 //! Going down happens at once: over the estimate, packets queue in the
 //! pacer and arrive late. Going up waits until the estimate has a margin
@@ -121,12 +121,18 @@ pub fn plan(budget: u64, audio: u64, wants: &[VideoWant], may_pause: bool) -> Pl
         })
         .collect();
     let mut left = budget.saturating_sub(audio);
-    // Everyone's lowest layer first, by priority.
+    // Everyone's lowest layer first, by priority. Once one does not fit,
+    // the tracks after it pause too: room a higher track was refused is
+    // not given to a lower one, or two tracks whose measured rates wobble
+    // would take turns.
+    let mut refused = false;
     for &i in &order {
         if let Some((layer, rate)) = wants[i].usable().next() {
-            if rate <= left || !may_pause {
+            if !may_pause || (!refused && rate <= left) {
                 left = left.saturating_sub(rate);
                 grants[i] = Allowance::UpTo(layer);
+            } else {
+                refused = true;
             }
         }
     }

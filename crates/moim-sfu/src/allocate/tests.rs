@@ -270,3 +270,13 @@ fn a_dip_with_neither_loss_nor_queue_lowers_layers_but_pauses_nothing() {
         ]
     );
 }
+
+#[test]
+fn room_a_higher_track_was_refused_is_not_given_to_a_lower_one() {
+    // 100 kbit/s after audio: the screen share (140k) does not fit; the
+    // camera's 90k would, but it waits behind the screen share.
+    let mut cam = camera(1, 2);
+    cam.layers = [Some(90_000), Some(300_000), None];
+    let p = plan(180_000, 80_000, &[cam, screen(2, 140_000)], true);
+    assert_eq!(p.grants, vec![Allowance::Nothing, Allowance::Nothing]);
+}

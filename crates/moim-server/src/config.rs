@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub media_shards: usize,
     /// Bounds on ICE-TCP connections (moim.toml `[rtc] tcp_*`).
     pub ice_tcp: moim_sfu::IceTcpLimits,
+    /// moim.toml `[rtc] downlink_bwe`; see `moim_sfu::MediaConfig`.
+    pub downlink_bwe: bool,
     /// Webhook receivers; empty disables webhooks.
     pub webhook_urls: Vec<String>,
     /// The API key whose secret signs webhooks; `None` means the only
@@ -122,6 +124,7 @@ impl ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             ice_tcp: moim_sfu::IceTcpLimits::default(),
+            downlink_bwe: true,
             webhook_urls: Vec::new(),
             webhook_api_key: None,
             use_external_ip: false,

@@ -102,6 +102,7 @@ impl Server {
             announce_ip: config.announce_ip(),
             shards: config.media_shards,
             ice_tcp: config.ice_tcp.clone(),
+            downlink_bwe: config.downlink_bwe,
         })
         .await?;
         let addr = SocketAddr::new(config.bind, config.port);

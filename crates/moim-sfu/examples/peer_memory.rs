@@ -26,7 +26,7 @@ fn rss_kib() -> Result<u64, String> {
 }
 
 fn measure(with_offer: bool) -> Result<u64, String> {
-    let factory = RtcFactory::new("127.0.0.1:7882".parse().map_err(|_| "addr")?, None);
+    let factory = RtcFactory::new("127.0.0.1:7882".parse().map_err(|_| "addr")?, None, true);
     let now = Instant::now();
     let before = rss_kib()?;
     let mut held = Vec::new();

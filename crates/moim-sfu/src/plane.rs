@@ -31,6 +31,11 @@ pub struct MediaConfig {
     pub shards: usize,
     /// Bounds on ICE-TCP connections; see [`IceTcpLimits`] for the defaults.
     pub ice_tcp: IceTcpLimits,
+    /// Estimate each subscriber's downlink and share it out over its
+    /// tracks (`allocate.rs`). On by default; it costs server CPU per
+    /// forwarded packet (docs/BENCHMARKS.md), so a server of large
+    /// broadcast rooms on good links may turn it off.
+    pub downlink_bwe: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,7 @@ impl MediaPlane {
                 index,
                 udp_candidate: SocketAddr::new(config.announce_ip, udp_addr.port()),
                 tcp_candidate: tcp_addr.map(|a| SocketAddr::new(config.announce_ip, a.port())),
+                downlink_bwe: config.downlink_bwe,
                 recycle: recycle_tx.clone(),
                 latency: latencies[index].clone(),
                 counters: counters.clone(),

@@ -37,10 +37,16 @@ pub struct RtcFactory {
     cert: Option<DtlsCert>,
     udp_candidate: SocketAddr,
     tcp_candidate: Option<SocketAddr>,
+    /// Run the downlink estimator on receiving PeerConnections.
+    downlink_bwe: bool,
 }
 
 impl RtcFactory {
-    pub fn new(udp_candidate: SocketAddr, tcp_candidate: Option<SocketAddr>) -> Self {
+    pub fn new(
+        udp_candidate: SocketAddr,
+        tcp_candidate: Option<SocketAddr>,
+        downlink_bwe: bool,
+    ) -> Self {
         static OPENSSL_DTLS: OpensslDtls = OpensslDtls;
         let aws_lc = str0m::crypto::from_feature_flags();
         // aws-lc-rs makes the certificate: ECDSA P-256, what browsers and
@@ -61,6 +67,7 @@ impl RtcFactory {
             cert,
             udp_candidate,
             tcp_candidate,
+            downlink_bwe,
         }
     }
 
@@ -80,11 +87,14 @@ impl RtcFactory {
             config = config.set_dtls_cert(cert.clone());
         }
         if role.receives() {
+            config = config.set_send_buffer_video(VIDEO_SEND_HISTORY);
+        }
+        if role.receives() && self.downlink_bwe {
             // A send-side estimate of the downlink from the client's TWCC
-            // feedback, which the shard shares out (`allocate.rs`).
-            config = config
-                .set_send_buffer_video(VIDEO_SEND_HISTORY)
-                .enable_bwe(Some(crate::shard::INITIAL_ESTIMATE));
+            // feedback, which the shard shares out (`allocate.rs`). Its
+            // pacer and estimator cost CPU on every forwarded packet
+            // (docs/BENCHMARKS.md), hence `MediaConfig::downlink_bwe`.
+            config = config.enable_bwe(Some(crate::shard::INITIAL_ESTIMATE));
         }
         let mut rtc = config.build(now);
         if let Ok(c) = Candidate::host(self.udp_candidate, "udp") {

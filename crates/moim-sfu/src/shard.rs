@@ -47,6 +47,8 @@ pub(crate) struct ShardContext {
     /// The candidate addresses clients are told (the announced IP).
     pub udp_candidate: SocketAddr,
     pub tcp_candidate: Option<SocketAddr>,
+    /// See `MediaConfig::downlink_bwe`.
+    pub downlink_bwe: bool,
     pub recycle: Sender<Vec<u8>>,
     pub latency: Arc<PassLatency>,
     pub counters: Arc<PlaneCounters>,
@@ -92,7 +94,7 @@ pub(crate) struct Shard<Io = SocketIo> {
 
 impl<Io: ShardIo> Shard<Io> {
     pub fn new(ctx: ShardContext, io: Io, now: Instant) -> Self {
-        let factory = RtcFactory::new(ctx.udp_candidate, ctx.tcp_candidate);
+        let factory = RtcFactory::new(ctx.udp_candidate, ctx.tcp_candidate, ctx.downlink_bwe);
         Self {
             ctx,
             io,

@@ -26,6 +26,7 @@ impl<Io: ShardIo> ShardCore<Io> {
             index: 0,
             udp_candidate,
             tcp_candidate: None,
+            downlink_bwe: true,
             // Buffers go back to the socket reader in the server; here
             // nobody reads them, and a full channel just drops them.
             recycle: crossbeam_channel::bounded(1).0,

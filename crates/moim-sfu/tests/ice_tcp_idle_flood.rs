@@ -37,6 +37,7 @@ async fn start(limits: IceTcpLimits) -> Arc<MediaPlane> {
         announce_ip: Ipv4Addr::LOCALHOST.into(),
         shards: 1,
         ice_tcp: limits,
+        downlink_bwe: true,
     })
     .await
     .expect("media plane")

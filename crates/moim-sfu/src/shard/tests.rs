@@ -95,6 +95,7 @@ impl Call {
             index: 0,
             udp_candidate: server_addr(),
             tcp_candidate: None,
+            downlink_bwe: true,
             recycle: crossbeam_channel::bounded(8).0,
             latency: Arc::default(),
             counters: Arc::<PlaneCounters>::default(),

@@ -57,6 +57,9 @@ pub struct RtcSettings {
     pub udp_port: Option<u16>,
     pub tcp_port: Option<u16>,
     pub media_threads: Option<usize>,
+    /// Estimate each subscriber's downlink and fit its layers to it
+    /// (default true).
+    pub downlink_bwe: Option<bool>,
     /// ICE-TCP bounds; `moim_sfu::IceTcpLimits` documents each and its
     /// default.
     pub tcp_max_pending: Option<usize>,
@@ -241,6 +244,9 @@ pub fn resolve(
     }
     if let Some(v) = file.rtc.media_threads {
         c.media_shards = v.max(1);
+    }
+    if let Some(v) = file.rtc.downlink_bwe {
+        c.downlink_bwe = v;
     }
     let t = &mut c.ice_tcp;
     t.max_pending = file.rtc.tcp_max_pending.unwrap_or(t.max_pending);
@@ -534,6 +540,18 @@ mod tests {
             ),
             (64, 4, 100, 50, Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn the_downlink_estimator_is_on_unless_the_rtc_table_turns_it_off() {
+        let dev = || FlagSettings {
+            dev: true,
+            ..Default::default()
+        };
+        let c = resolve(FileSettings::default(), &no_env, dev()).expect("config");
+        assert!(c.downlink_bwe);
+        let file: FileSettings = toml::from_str("[rtc]\ndownlink_bwe = false\n").expect("toml");
+        assert!(!resolve(file, &no_env, dev()).expect("config").downlink_bwe);
     }
 
     #[test]

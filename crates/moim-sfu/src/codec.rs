@@ -95,9 +95,27 @@ fn vp8_keyframe(p: &[u8]) -> bool {
     p.get(i).is_some_and(|b| b & 0x01 == 0)
 }
 
-/// draft-ietf-payload-vp9: P=0 (not inter-predicted) with B=1 (frame start).
+/// RFC 9628 4.2: P=0 (not inter-picture predicted) and B=1 (a layer frame
+/// starts), in spatial layer 0. The upper layers of a key picture are P=0
+/// too, but a stream started there lacks the layer they build on.
 fn vp9_keyframe(p: &[u8]) -> bool {
-    p.first().is_some_and(|&b| b & 0x40 == 0 && b & 0x08 != 0)
+    let Some(&first) = p.first() else {
+        return false;
+    };
+    if first & 0x40 != 0 || first & 0x08 == 0 {
+        return false;
+    }
+    if first & 0x20 == 0 {
+        return true; // no layer indices: one layer
+    }
+    // The picture ID (I), 7 or 15 bits, comes before the layer indices.
+    let at = match (first & 0x80 != 0, p.get(1)) {
+        (false, _) => 1,
+        (true, Some(&pid)) if pid & 0x80 != 0 => 3,
+        (true, Some(_)) => 2,
+        (true, None) => return false,
+    };
+    p.get(at).is_some_and(|&layer| (layer >> 1) & 0x07 == 0)
 }
 
 /// RFC 6184: an IDR or SPS in a single NAL, a STAP-A, or the start of an FU-A.
@@ -143,6 +161,29 @@ mod tests {
         ));
         // Not the start of partition 0.
         assert!(!starts_keyframe(VideoCodec::Vp8, &[0x80, 0x00, 0x00]));
+    }
+
+    #[test]
+    fn a_vp9_key_picture_starts_in_spatial_layer_0() {
+        // I=1 L=1 B=1, P=0 | 15-bit picture id | TID=0 SID=0 | TL0PICIDX
+        assert!(starts_keyframe(
+            VideoCodec::Vp9,
+            &[0xa8, 0x81, 0x02, 0x00, 0x05]
+        ));
+        // The same picture's spatial layer 1 (SID=1, D=1) is not a start.
+        assert!(!starts_keyframe(
+            VideoCodec::Vp9,
+            &[0xa8, 0x81, 0x02, 0x03, 0x05]
+        ));
+        // 7-bit picture id, SID=0.
+        assert!(starts_keyframe(VideoCodec::Vp9, &[0xa8, 0x05, 0x00, 0x01]));
+        // No layer indices: a single-layer stream.
+        assert!(starts_keyframe(VideoCodec::Vp9, &[0x88, 0x05]));
+        // Inter-predicted, or not a frame start, or cut short.
+        assert!(!starts_keyframe(VideoCodec::Vp9, &[0xe8, 0x05, 0x00]));
+        assert!(!starts_keyframe(VideoCodec::Vp9, &[0xa0, 0x05, 0x00]));
+        assert!(!starts_keyframe(VideoCodec::Vp9, &[0xa8, 0x81]));
+        assert!(!starts_keyframe(VideoCodec::Vp9, &[]));
     }
 
     #[test]

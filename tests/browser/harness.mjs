@@ -431,4 +431,16 @@ export async function openTestPage(page, origin) {
   await page.waitForFunction(() => window.app && window.app.ready, null, { timeout: 10_000 });
 }
 
+// A page runner's last word (the netns runners run under `ip netns exec`
+// and report on stdout): closes the browser and the page server, prints
+// `RESULT <json>` for the test to read, and exits, 1 after an error.
+export async function printResultAndExit(result, err, { browser, pageServer, consoleText }) {
+  if (err) result.error = String(err.stack || err);
+  if (consoleText) result.console = consoleText;
+  await browser?.close().catch(() => {});
+  await pageServer?.close().catch(() => {});
+  console.log(`RESULT ${JSON.stringify(result)}`);
+  process.exit(err ? 1 : 0);
+}
+
 export { sleep };

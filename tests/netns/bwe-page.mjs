@@ -7,7 +7,7 @@
 //     opts.lift (the command that removes the cap on its downlink) and samples opts.openMs more.
 // Prints one line `RESULT <json>`.
 import { spawnSync } from 'node:child_process';
-import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin, waitFor } from '../browser/harness.mjs';
+import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin, waitFor, printResultAndExit } from '../browser/harness.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const result = { ok: false, steps: [], samples: [] };
@@ -81,12 +81,8 @@ async function main() {
 
 async function finish(err) {
   clearTimeout(killer);
-  if (err) result.error = String(err.stack || err);
-  result.console = pages.map((p) => consoleTail(p, 15)).join('\n');
-  await browser?.close().catch(() => {});
-  await pageServer?.close().catch(() => {});
-  console.log(`RESULT ${JSON.stringify(result)}`);
-  process.exit(err ? 1 : 0);
+  const consoleText = pages.map((p) => consoleTail(p, 15)).join('\n');
+  await printResultAndExit(result, err, { browser, pageServer, consoleText });
 }
 
 main().then(

@@ -4,7 +4,7 @@
 // told of for every participant (ConnectionQualityChanged, read as participant.connectionQuality).
 // Prints one line `RESULT <json>`: {ok, final: {identity: quality}, seen: {identity: [qualities]},
 // video: the inbound video counters at the end (framesDecoded, nackCount, freezeCount, ...)}.
-import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin } from '../browser/harness.mjs';
+import { startStaticServer, launchBrowser, consoleTail, mintToken, sleep, requireDeps, evalWithin, printResultAndExit } from '../browser/harness.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const { wsUrl, room, identity, observeMs } = opts;
@@ -54,12 +54,8 @@ async function main() {
 
 async function finish(err) {
   clearTimeout(killer);
-  if (err) result.error = String(err.stack || err);
-  if (page) result.console = consoleTail(page, 30);
-  await browser?.close().catch(() => {});
-  await pageServer?.close().catch(() => {});
-  console.log(`RESULT ${JSON.stringify(result)}`);
-  process.exit(err ? 1 : 0);
+  const consoleText = page ? consoleTail(page, 30) : '';
+  await printResultAndExit(result, err, { browser, pageServer, consoleText });
 }
 
 main().then(

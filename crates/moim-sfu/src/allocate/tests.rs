@@ -92,7 +92,7 @@ fn audio_is_taken_off_the_top() {
 /// An allocator whose link has shown loss, so its estimate is believed.
 fn congested() -> Allocator {
     let mut a = Allocator::default();
-    assert!(a.observe_link(Some(0.1), None));
+    assert!(a.observe_link(Some(0.3), None));
     a
 }
 
@@ -162,7 +162,7 @@ fn after_a_step_up_the_next_waits() {
     let mut a = congested();
     let step = |a: &mut Allocator, estimate: u64, at: Duration, wants: &mut [VideoWant]| {
         if estimate < 1_000_000 {
-            a.observe_link(Some(0.1), None); // a narrow link loses packets
+            a.observe_link(Some(0.3), None); // a narrow link loses packets
         }
         a.set_estimate(estimate);
         let d = a.allocate(t0 + at, 0, wants);

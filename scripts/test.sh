@@ -16,7 +16,7 @@ echo "== cargo test"
 cargo test --workspace 2>&1 | tee target/cargo-test.log
 echo "== browser tests (livekit-client in Chromium)"
 cargo build -p moim
-(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs dynacast.mjs)
+(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs dynacast.mjs svc.mjs)
 echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moim, both signalling paths)"
 tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"

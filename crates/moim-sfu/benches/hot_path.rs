@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use moim_sfu::codec::{starts_keyframe, VideoCodec};
+use moim_sfu::codec::{starts_keyframe, LayerInfo, VideoCodec};
 use moim_sfu::forward::{Forwarder, InPacket, LayerBook};
 use moim_sfu::stun::local_ufrag;
 
@@ -25,6 +25,9 @@ fn forward(c: &mut Criterion) {
     book.saw(0, now);
     let pkt = |seq: u64, key: bool| InPacket {
         layer: 0,
+        layers: None,
+        svc: false,
+        marker: false,
         seq,
         timestamp: (seq as u32).wrapping_mul(3000),
         keyframe_start: key,
@@ -88,6 +91,40 @@ fn forward(c: &mut Criterion) {
                     &book,
                     now + Duration::from_micros(seq),
                 ));
+            }
+        })
+    });
+    // One VP9 SVC stream, three spatial layers of one packet per picture,
+    // subscriber on layer 1: layer 2 is dropped and the numbers close up.
+    g.throughput(Throughput::Elements(3));
+    g.bench_function("on_packet_svc_3_spatial_layers", |b| {
+        let mut book = LayerBook::default();
+        for l in 0..3 {
+            book.saw(l, now);
+        }
+        let svc = |seq: u64, spatial: u8, key: bool| InPacket {
+            layers: Some(LayerInfo {
+                spatial,
+                temporal: 0,
+                frame_start: true,
+                frame_end: true,
+                switch_up: false,
+            }),
+            svc: true,
+            marker: spatial == 2,
+            timestamp: (seq / 3) as u32 * 3000,
+            ..pkt(seq, key)
+        };
+        let mut f = Forwarder::new();
+        f.set_max_layer(1);
+        for spatial in 0..3 {
+            let _ = f.on_packet(svc(999 + spatial as u64, spatial, spatial == 0), &book, now);
+        }
+        let mut seq = 1002u64;
+        b.iter(|| {
+            for spatial in 0..3 {
+                seq += 1;
+                black_box(f.on_packet(black_box(svc(seq, spatial, false)), &book, now));
             }
         })
     });

@@ -133,12 +133,14 @@ pub enum Command {
         peer: PeerKey,
         track: TrackKey,
     },
-    /// Adaptive stream and explicit settings: disabled pauses, max_layer caps.
+    /// Adaptive stream and explicit settings: disabled pauses, max_layer
+    /// caps, max_fps leaves out temporal layers above that frame rate.
     TrackSettings {
         peer: PeerKey,
         track: TrackKey,
         disabled: bool,
         max_layer: usize,
+        max_fps: Option<u32>,
     },
     /// Server-side ICE restart of a subscriber PeerConnection (resume).
     RestartIce {

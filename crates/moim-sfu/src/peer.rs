@@ -89,8 +89,9 @@ pub(crate) struct Peer {
     /// The codec each publishing video section asked for; every answer,
     /// not just the first, must list it first, or the browser switches.
     publish_codecs: HashMap<Mid, Option<VideoCodec>>,
-    /// Incoming SSRC → (track, simulcast layer); filled on first sight.
-    pub ssrc_routes: HashMap<Ssrc, (TrackKey, usize)>,
+    /// Incoming SSRC → (track, simulcast layer, whether the track is
+    /// simulcast at all); filled on first sight.
+    pub ssrc_routes: HashMap<Ssrc, (TrackKey, usize, bool)>,
 
     /// Sections on which moim forwards a track to this client.
     pub sending: HashMap<Mid, TrackKey>,

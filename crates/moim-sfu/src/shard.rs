@@ -359,7 +359,16 @@ impl<Io: ShardIo> Shard<Io> {
                 track,
                 disabled,
                 max_layer,
+                max_fps,
             } => {
+                if let (Some(t), Some(fps)) = (self.tracks.get(&track), max_fps) {
+                    tracing::debug!(
+                        track = %t.sid,
+                        fps,
+                        temporal = t.book.temporal_for_fps(0, fps),
+                        "a subscriber asks for a frame rate"
+                    );
+                }
                 if let Some(sub) = self
                     .tracks
                     .get_mut(&track)
@@ -367,6 +376,7 @@ impl<Io: ShardIo> Shard<Io> {
                 {
                     sub.fwd.set_paused(disabled);
                     sub.fwd.set_max_layer(max_layer);
+                    sub.fwd.set_max_fps(max_fps);
                 }
             }
             Command::RestartIce { peer } => {
@@ -477,7 +487,7 @@ impl<Io: ShardIo> Shard<Io> {
         };
         if let Some(p) = self.peers.get_mut(&track.publisher) {
             p.unpublish(track_key);
-            p.ssrc_routes.retain(|_, (t, _)| *t != track_key);
+            p.ssrc_routes.retain(|_, (t, _, _)| *t != track_key);
             p.expected.retain(|e| e.track != track_key);
         }
         for sub in track.subs {

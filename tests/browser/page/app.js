@@ -149,12 +149,32 @@
       return out;
     },
 
+    /** Sizes the <video> showing `identity`'s camera (adaptive stream asks for what it shows), or hides it. */
+    styleVideo(identity, { width, height, hidden = false }) {
+      const els = [...document.querySelectorAll('video')].filter((el) => el.dataset.identity === identity);
+      if (!els.length) throw new Error(`no <video> shows ${identity}`);
+      for (const el of els) {
+        el.style.width = `${width}px`;
+        el.style.height = `${height}px`;
+        el.style.display = hidden ? 'none' : 'block';
+      }
+      return els.length;
+    },
+
     /** Asks for `quality` ('low', 'medium' or 'high') of `identity`'s camera. */
     setRemoteQuality(identity, quality) {
       const p = app.room.remoteParticipants.get(identity);
       const pub = p && p.getTrackPublication(LK.Track.Source.Camera);
       if (!pub) throw new Error(`${identity} publishes no camera`);
       pub.setVideoQuality({ low: LK.VideoQuality.LOW, medium: LK.VideoQuality.MEDIUM, high: LK.VideoQuality.HIGH }[quality]);
+    },
+
+    /** Asks for at most `fps` frames a second of `identity`'s camera. */
+    setRemoteFps(identity, fps) {
+      const p = app.room.remoteParticipants.get(identity);
+      const pub = p && p.getTrackPublication(LK.Track.Source.Camera);
+      if (!pub) throw new Error(`${identity} publishes no camera`);
+      pub.setVideoFPS(fps);
     },
 
     /** identity → connectionQuality, for the local participant and every remote one. */

@@ -140,12 +140,23 @@ impl RoomCore {
                 continue;
             };
             let max_layer = max_layer_for(&s, &layers);
+            tracing::debug!(
+                track = %sid,
+                disabled = s.disabled,
+                width = s.width,
+                height = s.height,
+                quality = s.quality,
+                fps = s.fps,
+                max_layer,
+                "subscriber's track settings"
+            );
             if let Some(p) = self.participants.get(&key) {
                 self.out.media(Command::TrackSettings {
                     peer: p.receiver,
                     track,
                     disabled: s.disabled,
                     max_layer,
+                    max_fps: (s.fps > 0).then_some(s.fps),
                 });
                 if p.subscriptions.contains(&track) {
                     let wants = (!s.disabled).then_some(max_layer);

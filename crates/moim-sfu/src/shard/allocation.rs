@@ -94,7 +94,15 @@ impl<Io: ShardIo> Shard<Io> {
     /// an estimate yet, nothing is limited.
     pub(super) fn allocate(&mut self, only: Option<PeerKey>) {
         let now = self.now;
-        let mut received: HashMap<PeerKey, Received> = HashMap::new();
+        // Every downlink with an estimate is re-shared, also one that
+        // receives nothing now (its tracks hidden or gone): its padding
+        // target must fall with what it is sent.
+        let mut received: HashMap<PeerKey, Received> = self
+            .peers
+            .iter()
+            .filter(|(k, p)| only.is_none_or(|o| o == **k) && p.alloc.estimate().is_some())
+            .map(|(k, _)| (*k, Received::default()))
+            .collect();
         for track in self.tracks.values() {
             for sub in &track.subs {
                 let Some(peer) = sub.peer() else {

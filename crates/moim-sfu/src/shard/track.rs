@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::audio_level::LevelMeter;
-use crate::codec::{starts_keyframe, VideoCodec};
+use crate::codec::{layer_info, starts_keyframe, VideoCodec};
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
@@ -94,6 +94,9 @@ pub(crate) struct Track {
     codec: Option<TrackCodec>,
     pub book: LayerBook,
     layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
+    /// One stream with spatial layers inside (VP9 SVC): the track's layers
+    /// are those, and every keyframe request goes to the one stream.
+    svc: bool,
     last_keyframe_request: [Option<Instant>; MAX_LAYERS],
     /// How loud an audio track is (see `audio_level.rs`).
     pub meter: LevelMeter,
@@ -121,6 +124,7 @@ impl Track {
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
+            svc: false,
             last_keyframe_request: [None; MAX_LAYERS],
             meter: LevelMeter::default(),
             subs: Vec::new(),
@@ -149,6 +153,15 @@ fn layer_of(rid: Option<Rid>) -> usize {
         Some("h") => 1,
         Some("f") => 2,
         _ => 0,
+    }
+}
+
+/// The stream a keyframe for `layer` comes on: SVC has one for all layers.
+fn keyframe_stream(svc: bool, layer: usize) -> usize {
+    if svc {
+        0
+    } else {
+        layer
     }
 }
 
@@ -193,12 +206,12 @@ impl<Io: ShardIo> Shard<Io> {
                 let Some(&track) = publisher.published.get(&rx.0) else {
                     return;
                 };
-                let route = (track, layer_of(rx.1));
+                let route = (track, layer_of(rx.1), rx.1.is_some());
                 publisher.ssrc_routes.insert(ssrc, route);
                 route
             }
         };
-        let (track_key, layer) = route;
+        let (track_key, layer, simulcast) = route;
         let Some(track) = tracks.get_mut(&track_key) else {
             return;
         };
@@ -257,14 +270,36 @@ impl<Io: ShardIo> Shard<Io> {
         // The publisher's borrow ends here; subscribers live in the same map.
         track.layer_ssrc[layer] = Some(ssrc);
         let now = pkt.timestamp;
-        track.book.saw(layer, now);
-        track.book.carried(layer, pkt.payload.len());
         let is_video = track.kind == TrackKind::Video;
+        let layers = if is_video {
+            layer_info(codec, &pkt.payload)
+        } else {
+            None
+        };
+        // One stream with layers inside: its spatial layers are the
+        // track's layers, measured and chosen like simulcast streams.
+        let svc = !simulcast && layers.is_some();
+        if svc && !track.svc {
+            track.svc = true;
+            track.book.set_nested();
+        }
+        let book_layer = match layers {
+            Some(l) if svc => (l.spatial as usize).min(MAX_LAYERS - 1),
+            _ => layer,
+        };
+        track.book.saw(book_layer, now);
+        track.book.carried(book_layer, pkt.payload.len());
+        if let Some(l) = layers.filter(|l| l.frame_start && l.spatial == 0) {
+            track.book.frame_started(layer, l.temporal);
+        }
         if let (false, Some(level)) = (is_video, pkt.header.ext_vals.audio_level) {
             track.meter.observe(level);
         }
         let input = InPacket {
             layer,
+            layers,
+            svc,
+            marker: pkt.header.marker,
             seq: *pkt.seq_no,
             timestamp: pkt.header.timestamp,
             keyframe_start: is_video && starts_keyframe(codec, &pkt.payload),
@@ -298,11 +333,16 @@ impl<Io: ShardIo> Shard<Io> {
                 None
             };
         let mut wanted = [false; MAX_LAYERS];
+        let track_svc = track.svc;
         for sub in &mut track.subs {
             let Some(mid) = sub.mid else {
                 continue;
             };
-            if let Verdict::Forward { seq, timestamp } = sub.fwd.on_packet(input, &track.book, now)
+            if let Verdict::Forward {
+                seq,
+                timestamp,
+                marker,
+            } = sub.fwd.on_packet(input, &track.book, now)
             {
                 let subscriber = match sub.target {
                     SubscriberTarget::Peer(p) => peers.get_mut(&p),
@@ -350,7 +390,7 @@ impl<Io: ShardIo> Shard<Io> {
                 };
                 tx.write_rtp(
                     RtpWrite::new(out_pt, SeqNo::from(seq), timestamp, now, body)
-                        .marker(pkt.header.marker)
+                        .marker(marker)
                         .ext_vals(ext.clone())
                         .nackable(is_video),
                 );
@@ -358,7 +398,7 @@ impl<Io: ShardIo> Shard<Io> {
             }
             if is_video {
                 if let Some(l) = sub.fwd.wants_keyframe(&track.book, now) {
-                    wanted[l] = true;
+                    wanted[keyframe_stream(track_svc, l)] = true;
                 }
             }
         }
@@ -413,7 +453,7 @@ impl<Io: ShardIo> Shard<Io> {
                 .current_layer()
                 .or_else(|| sub.fwd.target_layer(&track.book, now))
             {
-                layers[l] = true;
+                layers[keyframe_stream(track.svc, l)] = true;
             }
         }
         for (l, want) in layers.into_iter().enumerate() {

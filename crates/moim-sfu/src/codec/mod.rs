@@ -1,5 +1,10 @@
-//! Just enough of each video payload format to tell where a keyframe starts.
-//! The SFU never depacketizes; it only peeks at the first bytes.
+//! Just enough of each video payload format to tell where a keyframe starts
+//! and which layers a packet belongs to. The SFU never depacketizes; it only
+//! peeks at the first bytes.
+
+mod h264;
+mod vp8;
+mod vp9;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoCodec {
@@ -48,98 +53,43 @@ impl VideoCodec {
     }
 }
 
+/// Where one packet sits in a stream with layers inside it: VP9's spatial
+/// and temporal layers (SVC), VP8's temporal layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerInfo {
+    pub spatial: u8,
+    pub temporal: u8,
+    /// The packet begins a layer frame (one spatial layer of a picture).
+    pub frame_start: bool,
+    /// The packet ends a layer frame. VP8 does not say; its marker bit does.
+    pub frame_end: bool,
+    /// Frames of higher temporal layers after this one do not refer to any
+    /// before it: a higher frame rate can be taken up here.
+    pub switch_up: bool,
+}
+
+/// The layers of this RTP payload, or `None` when it carries no layer
+/// indices (one layer) or is malformed.
+pub fn layer_info(codec: VideoCodec, payload: &[u8]) -> Option<LayerInfo> {
+    match codec {
+        VideoCodec::Vp8 => vp8::layers(payload),
+        VideoCodec::Vp9 => vp9::layers(payload),
+        // H.264 says nothing in its payload; AV1 says it in the dependency
+        // descriptor (`dd.rs`).
+        VideoCodec::H264 | VideoCodec::Av1 | VideoCodec::Other => None,
+    }
+}
+
 /// True when this RTP payload begins a keyframe. Malformed or short payloads
 /// are "not a keyframe", never a panic.
 pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
     match codec {
-        VideoCodec::Vp8 => vp8_keyframe(payload),
-        VideoCodec::Vp9 => vp9_keyframe(payload),
-        VideoCodec::H264 => h264_keyframe(payload),
+        VideoCodec::Vp8 => vp8::keyframe(payload),
+        VideoCodec::Vp9 => vp9::keyframe(payload),
+        VideoCodec::H264 => h264::keyframe(payload),
         // AV1 and unknown codecs are forwarded without layer switching, so
         // the answer only gates the very first packet; let everything pass.
         VideoCodec::Av1 | VideoCodec::Other => true,
-    }
-}
-
-/// RFC 7741: payload descriptor, then the VP8 payload header whose P bit is 0
-/// on a keyframe.
-fn vp8_keyframe(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
-    let start_of_partition = first & 0x10 != 0;
-    let partition_index = first & 0x07;
-    if !start_of_partition || partition_index != 0 {
-        return false;
-    }
-    let mut i = 1;
-    if first & 0x80 != 0 {
-        let Some(&ext) = p.get(i) else {
-            return false;
-        };
-        i += 1;
-        if ext & 0x80 != 0 {
-            // PictureID, 7 or 15 bits.
-            let Some(&pid) = p.get(i) else {
-                return false;
-            };
-            i += if pid & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            i += 1; // TL0PICIDX
-        }
-        if ext & 0x30 != 0 {
-            i += 1; // TID/Y/KEYIDX
-        }
-    }
-    p.get(i).is_some_and(|b| b & 0x01 == 0)
-}
-
-/// RFC 9628 4.2: P=0 (not inter-picture predicted) and B=1 (a layer frame
-/// starts), in spatial layer 0. The upper layers of a key picture are P=0
-/// too, but a stream started there lacks the layer they build on.
-fn vp9_keyframe(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
-    if first & 0x40 != 0 || first & 0x08 == 0 {
-        return false;
-    }
-    if first & 0x20 == 0 {
-        return true; // no layer indices: one layer
-    }
-    // The picture ID (I), 7 or 15 bits, comes before the layer indices.
-    let at = match (first & 0x80 != 0, p.get(1)) {
-        (false, _) => 1,
-        (true, Some(&pid)) if pid & 0x80 != 0 => 3,
-        (true, Some(_)) => 2,
-        (true, None) => return false,
-    };
-    p.get(at).is_some_and(|&layer| (layer >> 1) & 0x07 == 0)
-}
-
-/// RFC 6184: an IDR or SPS in a single NAL, a STAP-A, or the start of an FU-A.
-fn h264_keyframe(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
-    let is_key = |t: u8| t == 5 || t == 7;
-    match first & 0x1f {
-        24 => {
-            let mut i = 1;
-            while i + 2 < p.len() {
-                let len = u16::from_be_bytes([p[i], p[i + 1]]) as usize;
-                if is_key(p[i + 2] & 0x1f) {
-                    return true;
-                }
-                i += 2 + len;
-            }
-            false
-        }
-        28 => p
-            .get(1)
-            .is_some_and(|&fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
-        t => is_key(t),
     }
 }
 
@@ -184,6 +134,43 @@ mod tests {
         assert!(!starts_keyframe(VideoCodec::Vp9, &[0xa0, 0x05, 0x00]));
         assert!(!starts_keyframe(VideoCodec::Vp9, &[0xa8, 0x81]));
         assert!(!starts_keyframe(VideoCodec::Vp9, &[]));
+    }
+
+    #[test]
+    fn vp9_layer_indices_are_read_behind_the_picture_id() {
+        // I=1 L=1 B=1 E=0 | 15-bit picture id | TID=2 U=1 SID=1 D=1
+        assert_eq!(
+            layer_info(VideoCodec::Vp9, &[0xa8, 0x81, 0x02, 0x53, 0x05]),
+            Some(LayerInfo {
+                spatial: 1,
+                temporal: 2,
+                frame_start: true,
+                frame_end: false,
+                switch_up: true,
+            })
+        );
+        // P=1 E=1, 7-bit picture id, TID=0 SID=2.
+        let end = layer_info(VideoCodec::Vp9, &[0xe4, 0x05, 0x04]).expect("layers");
+        assert_eq!((end.spatial, end.temporal), (2, 0));
+        assert!(end.frame_end && !end.frame_start && !end.switch_up);
+        // No layer indices, or cut short before them.
+        assert_eq!(layer_info(VideoCodec::Vp9, &[0x88, 0x05]), None);
+        assert_eq!(layer_info(VideoCodec::Vp9, &[0xa8, 0x81, 0x02]), None);
+        assert_eq!(layer_info(VideoCodec::Vp9, &[]), None);
+    }
+
+    #[test]
+    fn vp8_temporal_layers_come_from_the_tid_byte() {
+        // X=1 S=1 | I=1 L=1 T=1 | 15-bit pid | TL0PICIDX | TID=2 Y=1 | header
+        let info = layer_info(VideoCodec::Vp8, &[0x90, 0xe0, 0x81, 0x02, 0x05, 0xa0, 0x01])
+            .expect("layers");
+        assert_eq!((info.spatial, info.temporal), (0, 2));
+        assert!(info.frame_start && info.switch_up);
+        // K without T: a KEYIDX but no temporal layer.
+        assert_eq!(layer_info(VideoCodec::Vp8, &[0x90, 0x10, 0x05, 0x00]), None);
+        // No extension at all, or cut short inside it.
+        assert_eq!(layer_info(VideoCodec::Vp8, &[0x10, 0x00]), None);
+        assert_eq!(layer_info(VideoCodec::Vp8, &[0x90, 0xe0, 0x81]), None);
     }
 
     #[test]

@@ -1,0 +1,174 @@
+// Scalable video (issue 12, item 5): livekit-client publishes VP9 as one stream with three
+// spatial and three temporal layers (L3T3_KEY). moim picks the layers for each subscriber
+// inside that stream, as it picks simulcast streams: B watches A's camera with adaptive
+// stream on, and the size of B's <video> decides what B receives. Large: the top layer;
+// small: the lowest; hidden: nothing; large again: the top layer back, with the decoder
+// going on throughout. On /rtc/v1 and on /rtc.
+//
+//   cd tests/browser && node --test svc.mjs      (scripts/test.sh runs it too)
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  MoimServer,
+  startStaticServer,
+  launchBrowser,
+  mintToken,
+  waitFor,
+  sleep,
+  requireDeps,
+  evalWithin,
+  openTestPage,
+  consoleTail,
+} from './harness.mjs';
+
+requireDeps();
+
+const PATHS = [
+  { id: 'v1', title: '/rtc/v1', options: {} },
+  { id: 'v0', title: '/rtc', options: { singlePeerConnection: false } },
+];
+
+const CODECS = [{ codec: 'vp9', mime: 'video/VP9' }];
+
+describe('layers inside a stream: the subscriber gets the spatial layer its <video> shows', () => {
+  const server = new MoimServer({ args: ['--no-turn'] });
+  let pageServer;
+  let browser;
+  const figures = [];
+  before(
+    async () => {
+      await server.start();
+      pageServer = await startStaticServer();
+      browser = await launchBrowser(pageServer.origin);
+    },
+    { timeout: 60_000 },
+  );
+  after(
+    async () => {
+      await browser?.close();
+      await pageServer?.close();
+      await server.stop();
+      if (figures.length) {
+        console.log('# scalable video, per codec and path:');
+        for (const f of figures) console.log(`#   ${f}`);
+      }
+    },
+    { timeout: 20_000 },
+  );
+
+  for (const path of PATHS) {
+    for (const c of CODECS) {
+      test(`${path.title}: ${c.codec} SVC follows the size of the subscriber's <video>, and hiding it stops the packets`, { timeout: 150_000 }, async (t) => {
+        const room = `svc-${path.id}-${c.codec}-${Math.random().toString(36).slice(2, 8)}`;
+        const A = await browser.newPage(`svc-${path.id}-${c.codec}/A`);
+        const B = await browser.newPage(`svc-${path.id}-${c.codec}/B`);
+        let last;
+        const video = async () => {
+          last = (await evalWithin(B, () => window.app.receivedVideo())).find((v) => v.identity === 'a' && v.source === 'camera');
+          return last;
+        };
+        try {
+          await openTestPage(A, pageServer.origin);
+          await openTestPage(B, pageServer.origin);
+          await B.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'none'), [
+            server.wsUrl,
+            await mintToken('b', room),
+            { ...path.options, adaptiveStream: true },
+          ]);
+          await A.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'camera'), [
+            server.wsUrl,
+            await mintToken('a', room),
+            { ...path.options, dynacast: true, publishDefaults: { videoCodec: c.codec, backupCodec: false } },
+          ]);
+
+          // What A's encoder really sends: one stream, its scalability mode and top size.
+          const sent = await waitFor(
+            async () => {
+              const out = (await evalWithin(A, () => window.app.videoCodecStats())).outbound.filter((s) => s.packetsSent > 0 && s.frameWidth);
+              return out.length ? out : null;
+            },
+            { timeout: 20_000, describe: () => 'A sends no video' },
+          );
+          assert.equal(sent.length, 1, `one ${c.codec} stream, not simulcast: ${JSON.stringify(sent)}`);
+          assert.match(sent[0].mimeType ?? '', new RegExp(c.mime, 'i'));
+          t.diagnostic(`A sends ${sent[0].mimeType} ${sent[0].scalabilityMode} ${sent[0].frameWidth}x${sent[0].frameHeight} (${sent[0].encoderImplementation})`);
+
+          await waitFor(async () => (await evalWithin(B, () => document.querySelectorAll('video').length)) > 0, {
+            timeout: 20_000,
+            describe: () => 'B shows no video',
+          });
+          const show = (style) => evalWithin(B, ([s]) => window.app.styleVideo('a', s), [style]);
+
+          // Large: the top layer A sends (Chromium on a busy machine may leave the top
+          // layer out; then the highest it does send).
+          await show({ width: 1280, height: 720 });
+          const top = async () => (await evalWithin(A, () => window.app.videoCodecStats())).outbound.find((s) => s.packetsSent > 0)?.frameWidth ?? 0;
+          let large = await waitFor(
+            async () => {
+              const v = await video();
+              const want = await top();
+              return v && v.framesDecoded > 0 && v.frameWidth >= want && want >= 640 ? v : null;
+            },
+            { timeout: 30_000, interval: 250, describe: async () => `B does not receive the top layer (${await top()} wide): ${JSON.stringify(last)}` },
+          );
+          const topWidth = large.frameWidth;
+
+          // Small: the lowest spatial layer, a quarter of the top.
+          await show({ width: 320, height: 180 });
+          const small = await waitFor(
+            async () => {
+              const v = await video();
+              return v && v.frameWidth > 0 && v.frameWidth <= topWidth / 4 + 1 ? v : null;
+            },
+            { timeout: 20_000, interval: 250, describe: () => `B's received width does not fall to ${topWidth / 4}: ${JSON.stringify(last)}` },
+          );
+          const decodedSmall = small.framesDecoded;
+          await sleep(2000);
+          const afterSmall = await video();
+          assert.ok(afterSmall.framesDecoded - decodedSmall >= 20, `the decoder goes on at the low layer: ${decodedSmall} -> ${afterSmall.framesDecoded}`);
+          assert.ok(afterSmall.frameWidth <= topWidth / 4 + 1, `still low: ${JSON.stringify(afterSmall)}`);
+          assert.ok(afterSmall.freezeCount <= 1, `going down froze the picture: ${JSON.stringify(afterSmall)}`);
+
+          // Hidden: moim stops forwarding. What still arrives is str0m's padding (it keeps
+          // 50 kbit/s going on a PeerConnection with sendable media, for the NAT binding and
+          // the estimate): packets without payload, so media bytes and frames are what count.
+          await show({ width: 320, height: 180, hidden: true });
+          await sleep(2000);
+          const hiddenAt = await video();
+          await sleep(3000);
+          const hiddenEnd = await video();
+          const leaked = hiddenEnd.packetsReceived - hiddenAt.packetsReceived;
+          const leakedBytes = hiddenEnd.bytesReceived - hiddenAt.bytesReceived;
+          const leakedFrames = hiddenEnd.framesDecoded - hiddenAt.framesDecoded;
+          assert.ok(
+            leakedBytes <= 1200 && leakedFrames === 0,
+            `hidden, B still received ${leakedBytes} bytes of video in 3 s (${leaked} packets, ${leakedFrames} frames decoded)`,
+          );
+
+          // Large again: the top layer comes back (with a key picture asked for by moim).
+          await show({ width: 1280, height: 720, hidden: false });
+          const back = await waitFor(
+            async () => {
+              const v = await video();
+              return v && v.frameWidth >= topWidth && v.framesDecoded > hiddenEnd.framesDecoded + 10 ? v : null;
+            },
+            { timeout: 30_000, interval: 250, describe: () => `the top layer does not come back: ${JSON.stringify(last)}` },
+          );
+          const line =
+            `${c.codec} on ${path.title.padEnd(7)}: large ${topWidth}, small ${afterSmall.frameWidth}, hidden ${leakedBytes} bytes in 3 s, ` +
+            `back to ${back.frameWidth}; freezes before hiding ${afterSmall.freezeCount}, in all ${back.freezeCount} (${back.totalFreezesDuration.toFixed(2)} s, the hidden time included), lost ${back.packetsLost}`;
+          figures.push(line);
+          t.diagnostic(line);
+        } catch (err) {
+          err.message += `\n---- A ----\n${consoleTail(A, 30)}\n---- B ----\n${consoleTail(B, 30)}\n${server.logTail(40)}`;
+          throw err;
+        } finally {
+          for (const page of [A, B]) {
+            await evalWithin(page, () => window.app.room && window.app.room.disconnect(), undefined, 5000).catch(() => {});
+            await page.close().catch(() => {});
+          }
+        }
+      });
+    }
+  }
+});

@@ -10,9 +10,13 @@
 // ways. TURN and ICE-TCP are off, so media can only take the lossy UDP path.
 //   - at 20% loss both pages must be told that bob's link is poor (or lost), and alice's own is
 //     excellent or good;
-//   - at 5% and 10% loss bob must keep decoding alice's video: NACKs recover it (nackCount
+//   - at 1%, 5% and 10% loss bob must keep decoding alice's video: NACKs recover it (nackCount
 //     grows), and freezes stay few. The figures are printed.
+//   - the same with loss in bursts on bob's downlink: every UDP packet bob receives is dropped
+//     for 50 ms at random moments, about one a second (5% in all, a burst takes 5 or 6 video
+//     packets in a row; the test switches an nftables rule, since this kernel may lack netem).
 import { describe, test, before, after } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Namespace, veth, MoimInNs, missingPrerequisite, cleanupAll, HERE } from './netns.mjs';
@@ -70,18 +74,46 @@ table inet moimloss {
 `);
   }
 
+  /**
+   * Drops all UDP bob receives for `burstMs` at random moments 0.5 to 1.5 s apart, until the
+   * returned function is called (at most 300 bursts). It resolves to how many there were.
+   */
+  function startBursts(burstMs) {
+    clb.nft('table inet moimburst {\n  chain input {\n    type filter hook input priority filter; policy accept;\n  }\n}\n');
+    let stopped = false;
+    let bursts = 0;
+    const rule = ['add', 'rule', 'inet', 'moimburst', 'input', 'iifname', '!=', 'lo', 'meta', 'l4proto', 'udp', 'drop'];
+    const loop = (async () => {
+      while (!stopped && bursts < 300) {
+        await sleep(500 + Math.random() * 1000);
+        if (stopped) break;
+        clb.exec('nft', rule);
+        await sleep(burstMs);
+        clb.exec('nft', ['flush', 'chain', 'inet', 'moimburst', 'input']);
+        bursts += 1;
+      }
+    })();
+    return async () => {
+      stopped = true;
+      await loop;
+      clb.exec('nft', ['delete', 'table', 'inet', 'moimburst'], { allowFail: true });
+      return bursts;
+    };
+  }
+
   /** Runs alice (clean link) and bob (lossy) in one room; returns both pages' results. */
-  async function call(t, percent) {
+  async function call(t, percent, burstMs = 0) {
     lose(percent);
+    const stopBursts = burstMs ? startBursts(burstMs) : async () => 0;
     const server = new MoimInNs(srv, {
       args: ['--bind', '0.0.0.0', '--node-ip', SRV_IP, '--port', String(HTTP), '--rtc-tcp-port', '0', '--no-turn'],
-      label: `loss-${percent}`,
+      label: burstMs ? 'loss-bursts' : `loss-${percent}`,
       reachableFrom: cla,
       url: `http://${SRV_IP}:${HTTP}`,
     });
     try {
       await server.start();
-      const room = `netns-loss-${percent}`;
+      const room = burstMs ? 'netns-loss-bursts' : `netns-loss-${percent}`;
       const [alice, bob] = await Promise.all([runPage(cla, 'alice', room), runPage(clb, 'bob', room)]);
       const diag = () =>
         `alice: ${JSON.stringify({ ...alice, console: undefined })}\nbob: ${JSON.stringify({ ...bob, console: undefined })}\n` +
@@ -89,6 +121,8 @@ table inet moimloss {
       assert.ok(alice.ok && bob.ok, `a page failed\n${diag()}`);
       return { alice, bob, diag };
     } finally {
+      const bursts = await stopBursts();
+      if (burstMs) console.log(`# ${bursts} bursts of ${burstMs} ms`);
       await server.stop();
     }
   }
@@ -103,12 +137,18 @@ table inet moimloss {
     assert.ok(fine(alice.final.alice), `alice's own clean link must be excellent or good\n${diag()}`);
   });
 
-  for (const percent of [5, 10]) {
-    test(`at ${percent}% loss bob keeps decoding alice's video, NACKs repairing it`, { timeout: 150_000 }, async (t) => {
-      const { bob, diag } = await call(t, percent);
+  const LOSSES = [
+    { title: '1% loss', percent: 1 },
+    { title: '5% loss', percent: 5 },
+    { title: '10% loss', percent: 10 },
+    { title: 'loss in 50 ms bursts about once a second', percent: 0, burstMs: 50 },
+  ];
+  for (const loss of LOSSES) {
+    test(`at ${loss.title} bob keeps decoding alice's video, NACKs repairing it`, { timeout: 150_000 }, async (t) => {
+      const { bob, diag } = await call(t, loss.percent, loss.burstMs);
       const v = bob.video;
       console.log(
-        `${percent}% loss on bob's link, ${OBSERVE_MS / 1000} s: bob decoded ${v.framesDecoded} frames, ` +
+        `${loss.title} on bob's link, ${OBSERVE_MS / 1000} s: bob decoded ${v.framesDecoded} frames, ` +
           `sent ${v.nackCount} NACKs, packetsLost ${v.packetsLost} of ${v.packetsReceived + v.packetsLost}, ` +
           `${v.freezeCount} freezes (${v.totalFreezesDuration.toFixed(1)} s frozen); bob was told ${JSON.stringify(bob.seen.bob)}`,
       );

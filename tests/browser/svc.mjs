@@ -171,4 +171,67 @@ describe('layers inside a stream: the subscriber gets the spatial layer its <vid
       });
     }
   }
+  // Temporal layers: B asks for half the frame rate of A's VP8 camera (livekit-client's
+  // setVideoFPS; Chromium's VP8 simulcast is L1T3, the top temporal layer holds every other
+  // frame): moim leaves out the top temporal layer, and B decodes about half as many.
+  // TODO until moim reads the dependency descriptor: with it negotiated, Chromium's VP8
+  // payload descriptor carries no TID (the temporal layer is only in the descriptor), so
+  // today B still decodes the full rate. The test runs and prints its figures meanwhile.
+  const TEMPORAL_TODO = 'VP8 temporal layers come from the dependency descriptor, which moim does not parse yet';
+  for (const path of PATHS) {
+    test(`${path.title}: a subscriber asking for half the frame rate of a VP8 camera gets its lower temporal layers`, { timeout: 120_000, todo: TEMPORAL_TODO }, async (t) => {
+      const room = `fps-${path.id}-${Math.random().toString(36).slice(2, 8)}`;
+      const A = await browser.newPage(`fps-${path.id}/A`);
+      const B = await browser.newPage(`fps-${path.id}/B`);
+      let last;
+      const video = async () => {
+        last = (await evalWithin(B, () => window.app.receivedVideo())).find((v) => v.identity === 'a' && v.source === 'camera');
+        return last;
+      };
+      /** Frames B decodes per second, over `ms`. */
+      const rate = async (ms) => {
+        const a = await video();
+        const t0 = Date.now();
+        await sleep(ms);
+        const b = await video();
+        return ((b.framesDecoded - a.framesDecoded) * 1000) / (Date.now() - t0);
+      };
+      try {
+        await openTestPage(A, pageServer.origin);
+        await openTestPage(B, pageServer.origin);
+        await B.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'none'), [server.wsUrl, await mintToken('b', room), { ...path.options, adaptiveStream: false }]);
+        await A.evaluate(([u, tok, o]) => window.app.join(u, tok, o, 'camera'), [
+          server.wsUrl,
+          await mintToken('a', room),
+          { ...path.options, publishDefaults: { videoCodec: 'vp8', backupCodec: false } },
+        ]);
+        await waitFor(async () => (await video())?.framesDecoded > 30, { timeout: 30_000, describe: () => `B decodes nothing: ${JSON.stringify(last)}` });
+        await evalWithin(B, () => window.app.setRemoteQuality('a', 'low'));
+        const modes = (await evalWithin(A, () => window.app.videoCodecStats())).outbound.map((s) => `${s.rid}:${s.scalabilityMode}`);
+        await sleep(2000);
+        const full = await rate(4000);
+        const half = Math.max(1, Math.round(full / 2));
+        await evalWithin(B, ([h]) => window.app.setRemoteFps('a', h), [half]);
+        await sleep(2000);
+        const limited = await rate(4000);
+        await evalWithin(B, () => window.app.setRemoteFps('a', 30));
+        await sleep(2000);
+        const restored = await rate(4000);
+        const line = `vp8 (${modes.join(' ')}) on ${path.title.padEnd(7)}: ${full.toFixed(1)} fps, asked for ${half}: ${limited.toFixed(1)} fps, asked for 30 again: ${restored.toFixed(1)} fps`;
+        figures.push(line);
+        t.diagnostic(line);
+        assert.ok(full >= 10, `B should decode the full rate first: ${line}`);
+        assert.ok(limited <= full * 0.7 && limited >= full * 0.3, `half the frame rate asked for: ${line}`);
+        assert.ok(restored >= full * 0.8, `30 fps asked for again: ${line}`);
+      } catch (err) {
+        err.message += `\n---- A ----\n${consoleTail(A, 30)}\n---- B ----\n${consoleTail(B, 30)}\n${server.logTail(40)}`;
+        throw err;
+      } finally {
+        for (const page of [A, B]) {
+          await evalWithin(page, () => window.app.room && window.app.room.disconnect(), undefined, 5000).catch(() => {});
+          await page.close().catch(() => {});
+        }
+      }
+    });
+  }
 });

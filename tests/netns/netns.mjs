@@ -193,7 +193,9 @@ export function plain(text) {
 // moim inside a namespace
 
 export class MoimInNs {
-  constructor(ns, { args, label, reachableFrom, url }) {
+  /** `log`: the MOIM_LOG filter (default: moim's own, info). */
+  constructor(ns, { args, label, reachableFrom, url, log }) {
+    this.logFilter = log;
     this.ns = ns;
     this.args = args;
     this.label = label;
@@ -210,7 +212,7 @@ export class MoimInNs {
     }
     this.proc = this.ns.spawn(bin, ['serve', '--dev', ...this.args], {
       logFile: this.logFile,
-      env: { RUST_BACKTRACE: '1', NO_COLOR: '1' },
+      env: { RUST_BACKTRACE: '1', NO_COLOR: '1', ...(this.logFilter ? { MOIM_LOG: this.logFilter } : {}) },
     });
     // Wait for /healthz from the client side (bounded: 30 s inside probe.mjs).
     const probe = await this.reachableFrom.run(
@@ -235,6 +237,12 @@ export class MoimInNs {
   logTail(lines = 40) {
     const all = this.log().split('\n');
     return `---- moim log ${this.logFile} (last ${lines} lines) ----\n${all.slice(-lines - 1).join('\n')}\n---- end moim log ----`;
+  }
+
+  /** The last `max` log lines that match `re`, for a failure message. */
+  logMatching(re, max = 15) {
+    const hits = this.log().split('\n').filter((l) => re.test(l));
+    return `---- moim log ${this.logFile}: last ${Math.min(max, hits.length)} of ${hits.length} lines matching ${re} ----\n${hits.slice(-max).join('\n')}`;
   }
 
   async stop() {

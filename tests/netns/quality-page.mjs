@@ -28,6 +28,10 @@ async function main() {
   await page.evaluate(([u, tok]) => window.app.join(u, tok, {}), [wsUrl, token]);
   step('joined and published');
   const until = Date.now() + observeMs;
+  // One entry a second per remote video, so that a failure shows when decoding stopped and
+  // what moim said of the stream then: "t width decoded lost nacks state".
+  result.timeline = [];
+  let nextSample = 0;
   while (Date.now() < until) {
     const q = await evalWithin(page, () => window.app.qualities());
     for (const [who, quality] of Object.entries(q)) {
@@ -35,6 +39,14 @@ async function main() {
       if (seen[seen.length - 1] !== quality) seen.push(quality);
     }
     result.final = q;
+    if (Date.now() >= nextSample) {
+      nextSample = Date.now() + 1000;
+      const videos = await evalWithin(page, () => window.app.receivedVideo());
+      const t = ((Date.now() - t0) / 1000).toFixed(0);
+      for (const v of videos) {
+        result.timeline.push(`${t}s ${v.identity} ${v.frameWidth}w ${v.framesDecoded}f ${v.packetsLost}l ${v.nackCount}n ${v.streamState}`);
+      }
+    }
     await sleep(500);
   }
   step('observed');

@@ -110,14 +110,18 @@ table inet moimloss {
       label: burstMs ? 'loss-bursts' : `loss-${percent}`,
       reachableFrom: cla,
       url: `http://${SRV_IP}:${HTTP}`,
+      // How bob's downlink was shared out and which keyframes were asked for, for a failure.
+      log: 'info,moim_sfu::shard=debug',
     });
     try {
       await server.start();
       const room = burstMs ? 'netns-loss-bursts' : `netns-loss-${percent}`;
       const [alice, bob] = await Promise.all([runPage(cla, 'alice', room), runPage(clb, 'bob', room)]);
       const diag = () =>
-        `alice: ${JSON.stringify({ ...alice, console: undefined })}\nbob: ${JSON.stringify({ ...bob, console: undefined })}\n` +
-        `${alice.console || ''}\n${bob.console || ''}\n${server.logTail(40)}`;
+        `bob's view of alice's video, a line a second (width, frames decoded, lost, NACKs, stream state):\n  ${(bob.timeline || []).join('\n  ')}\n` +
+        `alice: ${JSON.stringify({ ...alice, console: undefined, timeline: undefined })}\nbob: ${JSON.stringify({ ...bob, console: undefined, timeline: undefined })}\n` +
+        `${alice.console || ''}\n${bob.console || ''}\n` +
+        `${server.logMatching(/re-shared|congested|paused|resumed|keyframe/, 20)}\n${server.logTail(20)}`;
       assert.ok(alice.ok && bob.ok, `a page failed\n${diag()}`);
       return { alice, bob, diag };
     } finally {

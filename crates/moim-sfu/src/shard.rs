@@ -361,14 +361,6 @@ impl<Io: ShardIo> Shard<Io> {
                 max_layer,
                 max_fps,
             } => {
-                if let (Some(t), Some(fps)) = (self.tracks.get(&track), max_fps) {
-                    tracing::debug!(
-                        track = %t.sid,
-                        fps,
-                        temporal = t.book.temporal_for_fps(0, fps),
-                        "a subscriber asks for a frame rate"
-                    );
-                }
                 if let Some(sub) = self
                     .tracks
                     .get_mut(&track)

@@ -46,6 +46,16 @@ impl LayerBook {
         self.nested = true;
     }
 
+    /// The stream that carries `layer`: its own simulcast stream, or for
+    /// SVC the one stream that carries them all (keyframe requests go there).
+    pub fn stream_of(&self, layer: usize) -> usize {
+        if self.nested {
+            0
+        } else {
+            layer
+        }
+    }
+
     /// A frame of temporal layer `temporal` began on simulcast `stream`.
     pub fn frame_started(&mut self, stream: usize, temporal: u8) {
         let t = (temporal as usize).min(MAX_TEMPORAL - 1);

@@ -108,7 +108,7 @@ fn forward(c: &mut Criterion) {
                 temporal: 0,
                 frame_start: true,
                 frame_end: true,
-                switch_up: false,
+                switch_up: 0,
             }),
             svc: true,
             marker: spatial == 2,

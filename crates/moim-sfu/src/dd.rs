@@ -9,14 +9,22 @@
 //! Chromium 156; livekit-client's own source notes the same since Chromium
 //! 152). str0m does not know the extension, so moim registers it as a user
 //! extension whose value is the raw bytes, read from the publisher's packet
-//! and written unchanged into each forwarded one. moim forwards the whole
-//! stream (every layer), so the frame numbers and templates inside stay
-//! valid for the subscriber.
+//! and written unchanged into each forwarded one. When a subscriber gets
+//! only some layers (`forward/select.rs`), the frames left out are ones no
+//! forwarded frame refers to, so the frame numbers and differences in the
+//! forwarded descriptors still lead the receiver to every frame it needs;
+//! `codec/dd.rs` reads the descriptor to choose those layers.
+//!
+//! Once the extension is negotiated, Chromium describes VP8's and H.264's
+//! temporal layers only here, and its receiver then orders frames by the
+//! descriptor instead of the VP8 picture id, so a VP8 stream with frames
+//! left out decodes without rewriting picture ids. So any stream that
+//! arrives with a descriptor is forwarded with it (`shard/track.rs`).
 //!
 //! Cost: str0m keeps user extension values in a small map, so parsing one
-//! allocates, and each AV1 subscriber's write clones the map. Only AV1
-//! tracks carry it (`track.rs`); VP8, H.264 and VP9 forwarding allocates
-//! nothing for it.
+//! allocates, and each subscriber's write clones the map: one small
+//! allocation per forwarded packet of a stream with a descriptor. Streams
+//! without one allocate nothing for it.
 
 use std::sync::Arc;
 

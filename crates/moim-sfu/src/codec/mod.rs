@@ -2,6 +2,7 @@
 //! and which layers a packet belongs to. The SFU never depacketizes; it only
 //! peeks at the first bytes.
 
+pub mod dd;
 mod h264;
 mod vp8;
 mod vp9;
@@ -54,7 +55,9 @@ impl VideoCodec {
 }
 
 /// Where one packet sits in a stream with layers inside it: VP9's spatial
-/// and temporal layers (SVC), VP8's temporal layers.
+/// and temporal layers (SVC), VP8's temporal layers, and any codec's
+/// layers as its dependency descriptor tells them (AV1 SVC; VP8 and H.264
+/// once Chromium has negotiated the descriptor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerInfo {
     pub spatial: u8,
@@ -63,9 +66,107 @@ pub struct LayerInfo {
     pub frame_start: bool,
     /// The packet ends a layer frame. VP8 does not say; its marker bit does.
     pub frame_end: bool,
-    /// Frames of higher temporal layers after this one do not refer to any
-    /// before it: a higher frame rate can be taken up here.
-    pub switch_up: bool,
+    /// Bit `t` set: from this frame on, temporal layers up to `t` decode
+    /// without any frame before it that a subscriber below `t` did not
+    /// get, so a higher frame rate can be taken up here.
+    pub switch_up: u8,
+}
+
+/// The `switch_up` mask of a payload descriptor's one switching-up flag
+/// (VP9 `U`, VP8 `Y`), which opens the frame's own temporal layer.
+pub(crate) fn switch_bit(flag: bool, temporal: u8) -> u8 {
+    if flag {
+        1 << temporal.min(7)
+    } else {
+        0
+    }
+}
+
+/// What the SFU reads of one video packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketView {
+    pub keyframe_start: bool,
+    pub layers: Option<LayerInfo>,
+    /// A subscriber may begin on this stream only at a keyframe. False
+    /// where nothing says where one starts (AV1 without a dependency
+    /// descriptor, unknown codecs): those pass from any packet.
+    pub needs_keyframe: bool,
+}
+
+/// Reads the video packets of one RTP stream. The dependency descriptor,
+/// when the publisher sends one, names layers and keyframes for every
+/// codec but VP9 (whose payload descriptor says it all, and which
+/// Chromium describes in both); it sends its template structure once per
+/// keyframe, so the reader keeps the latest.
+#[derive(Debug, Default)]
+pub struct StreamReader {
+    structure: Option<dd::Structure>,
+}
+
+impl StreamReader {
+    /// `descriptor`: the packet's dependency descriptor value, if any.
+    pub fn read(
+        &mut self,
+        codec: VideoCodec,
+        payload: &[u8],
+        descriptor: Option<&[u8]>,
+    ) -> PacketView {
+        if codec != VideoCodec::Vp9 {
+            if let Some(view) = descriptor.and_then(|d| self.read_descriptor(codec, payload, d)) {
+                return view;
+            }
+        }
+        PacketView {
+            keyframe_start: starts_keyframe(codec, payload),
+            layers: layer_info(codec, payload),
+            needs_keyframe: !matches!(codec, VideoCodec::Av1 | VideoCodec::Other),
+        }
+    }
+
+    /// `None` when the descriptor cannot be read (its structure was lost,
+    /// or it is malformed): the payload alone decides then.
+    fn read_descriptor(
+        &mut self,
+        codec: VideoCodec,
+        payload: &[u8],
+        value: &[u8],
+    ) -> Option<PacketView> {
+        let mut d = dd::parse(value, self.structure.as_ref()).ok()?;
+        if let Some(s) = d.structure.take() {
+            self.structure = Some(s);
+        }
+        let s = self.structure.as_ref()?;
+        // A frame that refers to no other, in the lowest spatial layer, is
+        // where a decoder can begin.
+        let intra = d.start_of_frame && d.spatial_id == 0 && d.fdiffs.is_empty();
+        let keyframe_start = match codec {
+            VideoCodec::Av1 | VideoCodec::Other => intra,
+            _ => starts_keyframe(codec, payload),
+        };
+        let (spatial, temporal) = s.layer_count();
+        let layers = (spatial > 1 || temporal > 1).then(|| {
+            // Decode targets of the frame's own spatial layer: which of
+            // them may be taken up from this frame.
+            let mut switch_up = 0u8;
+            for (dt, &(ds, dt_temporal)) in s.decode_target_layers.iter().enumerate() {
+                if ds == d.spatial_id && dt_temporal < 8 && d.is_switch_for(dt) {
+                    switch_up |= 1 << dt_temporal;
+                }
+            }
+            LayerInfo {
+                spatial: d.spatial_id,
+                temporal: d.temporal_id,
+                frame_start: d.start_of_frame,
+                frame_end: d.end_of_frame,
+                switch_up,
+            }
+        });
+        Some(PacketView {
+            keyframe_start,
+            layers,
+            needs_keyframe: true,
+        })
+    }
 }
 
 /// The layers of this RTP payload, or `None` when it carries no layer
@@ -146,13 +247,13 @@ mod tests {
                 temporal: 2,
                 frame_start: true,
                 frame_end: false,
-                switch_up: true,
+                switch_up: 0b100,
             })
         );
         // P=1 E=1, 7-bit picture id, TID=0 SID=2.
         let end = layer_info(VideoCodec::Vp9, &[0xe4, 0x05, 0x04]).expect("layers");
         assert_eq!((end.spatial, end.temporal), (2, 0));
-        assert!(end.frame_end && !end.frame_start && !end.switch_up);
+        assert!(end.frame_end && !end.frame_start && end.switch_up == 0);
         // No layer indices, or cut short before them.
         assert_eq!(layer_info(VideoCodec::Vp9, &[0x88, 0x05]), None);
         assert_eq!(layer_info(VideoCodec::Vp9, &[0xa8, 0x81, 0x02]), None);
@@ -165,7 +266,7 @@ mod tests {
         let info = layer_info(VideoCodec::Vp8, &[0x90, 0xe0, 0x81, 0x02, 0x05, 0xa0, 0x01])
             .expect("layers");
         assert_eq!((info.spatial, info.temporal), (0, 2));
-        assert!(info.frame_start && info.switch_up);
+        assert!(info.frame_start && info.switch_up == 0b100);
         // K without T: a KEYIDX but no temporal layer.
         assert_eq!(layer_info(VideoCodec::Vp8, &[0x90, 0x10, 0x05, 0x00]), None);
         // No extension at all, or cut short inside it.

@@ -1,7 +1,7 @@
 //! RFC 7741: the VP8 payload descriptor and the first byte of the payload
 //! header.
 
-use super::LayerInfo;
+use super::{switch_bit, LayerInfo};
 
 const X: u8 = 0x80; // extension byte follows
 const S: u8 = 0x10; // start of a partition
@@ -70,6 +70,6 @@ pub(super) fn layers(p: &[u8]) -> Option<LayerInfo> {
         frame_start: d.first & S != 0 && d.first & PID == 0,
         // VP8 marks the end of a frame only with the RTP marker bit.
         frame_end: false,
-        switch_up: tid_byte & 0x20 != 0,
+        switch_up: switch_bit(tid_byte & 0x20 != 0, tid_byte >> 6),
     })
 }

@@ -1,6 +1,6 @@
 //! RFC 9628: the VP9 payload descriptor, up to its layer indices.
 
-use super::LayerInfo;
+use super::{switch_bit, LayerInfo};
 
 const I: u8 = 0x80; // a picture ID follows
 const P: u8 = 0x40; // inter-picture predicted
@@ -46,6 +46,6 @@ pub(super) fn layers(p: &[u8]) -> Option<LayerInfo> {
         temporal: layer >> 5,
         frame_start: first & B != 0,
         frame_end: first & E != 0,
-        switch_up: layer & 0x10 != 0,
+        switch_up: switch_bit(layer & 0x10 != 0, layer >> 5),
     })
 }

@@ -9,8 +9,9 @@
 //! picture, since the upper layers of other pictures refer to earlier
 //! frames of their own layer (with `_KEY` modes, only key pictures predict
 //! from the layer below). Temporal layers go down at any picture and up at
-//! a switching-up point (VP9 `U`, VP8 `Y`): from there on, no frame of a
-//! higher layer refers to one the subscriber did not get.
+//! a switching-up point (VP9 `U`, VP8 `Y`, a dependency descriptor's
+//! Switch indication): from there on, no frame of a higher layer refers to
+//! one the subscriber did not get.
 
 use crate::codec::LayerInfo;
 
@@ -89,11 +90,25 @@ impl LayerSelection {
             return;
         };
         self.spatial = Some(spatial.min(target_spatial));
-        let t = p.info.temporal;
         if target_temporal < self.temporal {
             self.temporal = target_temporal;
-        } else if t > self.temporal && t <= target_temporal && p.info.switch_up {
-            self.temporal = t;
+            return;
+        }
+        // The highest layer above the current one, up to the target, that
+        // this frame opens.
+        let above = if self.temporal >= 7 {
+            0
+        } else {
+            0xffu8 << (self.temporal + 1)
+        };
+        let up_to_target = if target_temporal >= 7 {
+            0xff
+        } else {
+            (1u8 << (target_temporal + 1)) - 1
+        };
+        let opened = p.info.switch_up & above & up_to_target;
+        if opened != 0 {
+            self.temporal = 7 - opened.leading_zeros() as u8;
         }
     }
 }

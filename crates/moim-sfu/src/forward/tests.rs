@@ -245,7 +245,7 @@ impl SvcPublisher {
                         temporal,
                         frame_start: part == 0,
                         frame_end: part == 1,
-                        switch_up: temporal > 0,
+                        switch_up: if temporal > 0 { 1 << temporal } else { 0 },
                     }),
                     svc: true,
                     marker: spatial == 2 && part == 1,
@@ -396,4 +396,62 @@ fn a_lower_frame_rate_leaves_out_the_top_temporal_layer_and_comes_back_at_a_swit
         2,
         "taken up at once"
     );
+}
+
+#[test]
+fn a_frame_opens_only_the_temporal_layers_its_descriptor_says() {
+    use super::select::{Admit, LayerSelection, LayeredPacket};
+    // L1T3 as a dependency descriptor marks it: a T0 frame opens every
+    // layer, a T1 frame only T2 ("-DS"), a T2 frame none.
+    let frame = |n: u32, temporal: u8, switch_up: u8| LayeredPacket {
+        info: LayerInfo {
+            spatial: 0,
+            temporal,
+            frame_start: true,
+            frame_end: true,
+            switch_up,
+        },
+        timestamp: n * 3000,
+        marker: true,
+        key: n == 0,
+    };
+    let mut s = LayerSelection::default();
+    // Asked for up to T1 (half the frame rate) from the key frame on.
+    assert!(matches!(
+        s.admit(frame(0, 0, 0b111), 0, 1),
+        Admit::Forward { .. }
+    ));
+    assert_eq!(s.admit(frame(1, 2, 0), 0, 1), Admit::Drop);
+    assert!(matches!(
+        s.admit(frame(2, 1, 0b100), 0, 1),
+        Admit::Forward { .. }
+    ));
+    // Down to T0: the next T1 frame is left out.
+    assert_eq!(s.admit(frame(3, 2, 0), 0, 0), Admit::Drop);
+    assert_eq!(
+        s.admit(frame(4, 0, 0b111), 0, 0),
+        Admit::Forward { marker: true }
+    );
+    assert_eq!(s.admit(frame(5, 1, 0b100), 0, 0), Admit::Drop);
+    // Up to T1 again: a T1 frame opens only T2, so it waits for a T0 frame.
+    assert_eq!(s.admit(frame(6, 1, 0b100), 0, 1), Admit::Drop);
+    assert_eq!(s.admit(frame(7, 2, 0), 0, 1), Admit::Drop);
+    assert!(matches!(
+        s.admit(frame(8, 0, 0b111), 0, 1),
+        Admit::Forward { .. }
+    ));
+    assert!(matches!(
+        s.admit(frame(9, 1, 0b100), 0, 1),
+        Admit::Forward { .. }
+    ));
+    // Everything: the T1 frame opens T2.
+    assert_eq!(s.admit(frame(10, 2, 0), 0, ALL_TEMPORAL), Admit::Drop);
+    assert!(matches!(
+        s.admit(frame(11, 1, 0b100), 0, ALL_TEMPORAL),
+        Admit::Forward { .. }
+    ));
+    assert!(matches!(
+        s.admit(frame(12, 2, 0), 0, ALL_TEMPORAL),
+        Admit::Forward { .. }
+    ));
 }

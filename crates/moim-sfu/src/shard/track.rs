@@ -12,7 +12,8 @@ use tracing::{info, warn};
 use super::{Shard, ShardIo};
 use crate::api::{PeerEvent, PeerKey, TrackKey, TrackKind};
 use crate::audio_level::LevelMeter;
-use crate::codec::{layer_info, starts_keyframe, VideoCodec};
+use crate::codec::{PacketView, StreamReader, VideoCodec};
+use crate::dd::DependencyDescriptor;
 use crate::forward::{Forwarder, InPacket, LayerBook, Verdict, MAX_LAYERS};
 use crate::packet_trailer;
 use crate::send_codec::{find_params, SendCodec};
@@ -94,9 +95,8 @@ pub(crate) struct Track {
     codec: Option<TrackCodec>,
     pub book: LayerBook,
     layer_ssrc: [Option<Ssrc>; MAX_LAYERS],
-    /// One stream with spatial layers inside (VP9 SVC): the track's layers
-    /// are those, and every keyframe request goes to the one stream.
-    svc: bool,
+    /// What each simulcast stream's dependency descriptors said last.
+    readers: [StreamReader; MAX_LAYERS],
     last_keyframe_request: [Option<Instant>; MAX_LAYERS],
     /// How loud an audio track is (see `audio_level.rs`).
     pub meter: LevelMeter,
@@ -124,7 +124,7 @@ impl Track {
             codec: None,
             book: LayerBook::default(),
             layer_ssrc: [None; MAX_LAYERS],
-            svc: false,
+            readers: Default::default(),
             last_keyframe_request: [None; MAX_LAYERS],
             meter: LevelMeter::default(),
             subs: Vec::new(),
@@ -153,15 +153,6 @@ fn layer_of(rid: Option<Rid>) -> usize {
         Some("h") => 1,
         Some("f") => 2,
         _ => 0,
-    }
-}
-
-/// The stream a keyframe for `layer` comes on: SVC has one for all layers.
-fn keyframe_stream(svc: bool, layer: usize) -> usize {
-    if svc {
-        0
-    } else {
-        layer
     }
 }
 
@@ -271,16 +262,26 @@ impl<Io: ShardIo> Shard<Io> {
         track.layer_ssrc[layer] = Some(ssrc);
         let now = pkt.timestamp;
         let is_video = track.kind == TrackKind::Video;
-        let layers = if is_video {
-            layer_info(codec, &pkt.payload)
+        let descriptor = pkt
+            .header
+            .ext_vals
+            .user_values
+            .get::<DependencyDescriptor>()
+            .map(|d| Arc::clone(&d.0));
+        let view = if is_video {
+            track.readers[layer].read(codec, &pkt.payload, descriptor.as_deref())
         } else {
-            None
+            PacketView {
+                keyframe_start: false,
+                layers: None,
+                needs_keyframe: false,
+            }
         };
+        let layers = view.layers;
         // One stream with layers inside: its spatial layers are the
         // track's layers, measured and chosen like simulcast streams.
         let svc = !simulcast && layers.is_some();
-        if svc && !track.svc {
-            track.svc = true;
+        if svc {
             track.book.set_nested();
         }
         let book_layer = match layers {
@@ -302,8 +303,8 @@ impl<Io: ShardIo> Shard<Io> {
             marker: pkt.header.marker,
             seq: *pkt.seq_no,
             timestamp: pkt.header.timestamp,
-            keyframe_start: is_video && starts_keyframe(codec, &pkt.payload),
-            needs_keyframe: is_video && !matches!(codec, VideoCodec::Av1 | VideoCodec::Other),
+            keyframe_start: view.keyframe_start,
+            needs_keyframe: view.needs_keyframe,
             clock_rate,
         };
         let mut ext = ExtensionValues {
@@ -312,11 +313,12 @@ impl<Io: ShardIo> Shard<Io> {
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
-        // Only AV1 needs its dependency descriptor to decode (`dd.rs`); the
-        // publisher's values move over as they are. Every other codec keeps
-        // `user_values` empty, so the per-subscriber clone below allocates
-        // nothing.
-        if codec == VideoCodec::Av1 {
+        // A stream with a dependency descriptor keeps it on the way out
+        // (`dd.rs`): AV1 does not decode without it, and a receiver that
+        // gets VP8 or H.264 with some temporal layers left out follows the
+        // frames by it. Streams without one keep `user_values` empty, so
+        // the per-subscriber clone below allocates nothing for them.
+        if descriptor.is_some() {
             ext.user_values = std::mem::take(&mut pkt.header.ext_vals.user_values);
         }
         let payload: Arc<[u8]> = pkt.payload;
@@ -333,7 +335,6 @@ impl<Io: ShardIo> Shard<Io> {
                 None
             };
         let mut wanted = [false; MAX_LAYERS];
-        let track_svc = track.svc;
         for sub in &mut track.subs {
             let Some(mid) = sub.mid else {
                 continue;
@@ -398,7 +399,7 @@ impl<Io: ShardIo> Shard<Io> {
             }
             if is_video {
                 if let Some(l) = sub.fwd.wants_keyframe(&track.book, now) {
-                    wanted[keyframe_stream(track_svc, l)] = true;
+                    wanted[track.book.stream_of(l)] = true;
                 }
             }
         }
@@ -453,7 +454,7 @@ impl<Io: ShardIo> Shard<Io> {
                 .current_layer()
                 .or_else(|| sub.fwd.target_layer(&track.book, now))
             {
-                layers[keyframe_stream(track.svc, l)] = true;
+                layers[track.book.stream_of(l)] = true;
             }
         }
         for (l, want) in layers.into_iter().enumerate() {

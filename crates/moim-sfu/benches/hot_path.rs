@@ -6,6 +6,8 @@
 //!   (`forward::Forwarder::on_packet`), steady state and with a layer switch.
 //! - `stun/local_ufrag`: routing a STUN binding request from an unknown address by its ufrag.
 //! - `keyframe/*`: peeking at a payload to see whether it starts a keyframe.
+//! - `descriptor/*`: reading a packet's AV1 dependency descriptor for its layers
+//!   (`codec::StreamReader`), with the stream's template structure known.
 //! - `srtp/*`: the AEAD-AES-128-GCM cipher str0m uses for SRTP, through its public crypto
 //!   provider API (`str0m::crypto`). str0m's SRTP context (header parsing, index/ROC, replay)
 //!   is private, so this is the cipher alone on a 1100-byte payload with a 12-byte RTP header
@@ -15,7 +17,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use moim_sfu::codec::{starts_keyframe, LayerInfo, VideoCodec};
+use moim_sfu::codec::{starts_keyframe, LayerInfo, StreamReader, VideoCodec};
 use moim_sfu::forward::{Forwarder, InPacket, LayerBook};
 use moim_sfu::stun::local_ufrag;
 
@@ -194,6 +196,32 @@ fn keyframe(c: &mut Criterion) {
     g.finish();
 }
 
+fn descriptor(c: &mut Criterion) {
+    // Captured from Chromium sending AV1 L3T3: the key frame's value with its
+    // template structure, then a frame of spatial layer 1 (the same vectors
+    // as codec/dd/tests.rs).
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    };
+    let key = hex("c1017280081485214eafffaaaa863cf0430c10c302afc0aaa0063c00430010c002a000a80006000040001d954926e082b04a0941b820ac1282503157f974000ca864330e222222eca8655304224230eca877530077004200ef008601df010d");
+    let frame = hex("86017340fc");
+    let payload = [0u8; 1100];
+    let mut reader = StreamReader::default();
+    assert!(reader
+        .read(VideoCodec::Av1, &payload, Some(&key))
+        .layers
+        .is_some());
+    let mut g = c.benchmark_group("descriptor");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("av1_l3t3_frame", |b| {
+        b.iter(|| black_box(reader.read(VideoCodec::Av1, &payload, Some(black_box(&frame)))))
+    });
+    g.finish();
+}
+
 fn srtp(c: &mut Criterion) {
     let provider = str0m::crypto::from_feature_flags();
     let gcm = provider.srtp_provider.aead_aes_128_gcm();
@@ -252,6 +280,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = forward, stun, keyframe, srtp
+    targets = forward, stun, keyframe, descriptor, srtp
 }
 criterion_main!(benches);

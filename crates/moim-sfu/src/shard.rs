@@ -264,7 +264,12 @@ impl<Io: ShardIo> Shard<Io> {
                         media_sent: stats.bytes_tx,
                     });
                     if congested && p.spec.role.receives() {
-                        tracing::debug!(peer = %key, "downlink congested (loss or a growing queue): tracks that do not fit may now be paused");
+                        tracing::debug!(
+                            peer = %key,
+                            loss = ?stats.egress_loss_fraction,
+                            ?rtt,
+                            "downlink congested (loss or a growing queue): tracks that do not fit may now be paused"
+                        );
                         self.allocate(Some(key));
                     }
                 }

@@ -92,6 +92,10 @@ fn audio_is_taken_off_the_top() {
 /// An allocator whose link has shown loss, so its estimate is believed.
 fn congested() -> Allocator {
     let mut a = Allocator::default();
+    assert!(
+        !a.observe_link(Some(0.3), None),
+        "one lossy report is not enough"
+    );
     assert!(a.observe_link(Some(0.3), None));
     a
 }
@@ -251,8 +255,13 @@ fn a_dip_with_neither_loss_nor_queue_lowers_layers_but_pauses_nothing() {
         vec![Allowance::UpTo(0), Allowance::UpTo(0)],
         "each keeps its lowest layer"
     );
-    // A round trip 100 ms over the lowest seen is a queue: congestion.
+    // A round trip 100 ms over the lowest seen is a queue: congestion, once
+    // a second report says so too. A report of loss in between and one
+    // without either start the count over.
     assert!(!a.observe_link(Some(0.0), Some(Duration::from_millis(90))));
+    assert!(!a.observe_link(Some(0.0), Some(Duration::from_millis(120))));
+    assert!(!a.observe_link(Some(0.0), Some(Duration::from_millis(3))));
+    assert!(!a.observe_link(Some(0.2), None));
     assert!(a.observe_link(Some(0.0), Some(Duration::from_millis(120))));
     assert!(!a.observe_link(Some(0.2), None), "told once");
     let d = a.allocate(t0, 40_000, &wants);
@@ -279,4 +288,32 @@ fn room_a_higher_track_was_refused_is_not_given_to_a_lower_one() {
     cam.layers = [Some(90_000), Some(300_000), None];
     let p = plan(180_000, 80_000, &[cam, screen(2, 140_000)], true);
     assert_eq!(p.grants, vec![Allowance::Nothing, Allowance::Nothing]);
+}
+
+#[test]
+fn random_loss_that_reads_high_in_one_report_pauses_nothing() {
+    let t0 = Instant::now();
+    let mut a = Allocator::default();
+    // A 10% lossy radio link: one report in a dozen reads over 15%.
+    for loss in [0.10, 0.08, 0.16, 0.11, 0.09, 0.17, 0.10] {
+        assert!(
+            !a.observe_link(Some(loss), None),
+            "{loss} after a lower report"
+        );
+    }
+    a.set_estimate(100_000);
+    let mut wants = [camera(1, 2)];
+    let d = a.allocate(t0, 40_000, &wants);
+    apply(&mut wants, &d);
+    assert_eq!(
+        wants[0].granted,
+        Allowance::UpTo(0),
+        "the camera keeps its lowest layer"
+    );
+    // Two high reports in a row do show congestion.
+    assert!(!a.observe_link(Some(0.2), None));
+    assert!(a.observe_link(Some(0.2), None));
+    let d = a.allocate(t0, 40_000, &wants);
+    apply(&mut wants, &d);
+    assert_eq!(wants[0].granted, Allowance::Nothing);
 }

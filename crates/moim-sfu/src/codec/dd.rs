@@ -499,11 +499,18 @@ impl Bits<'_> {
         if n > self.buf.len().saturating_mul(8).saturating_sub(self.pos) {
             return Err(DdError::Truncated);
         }
+        // A byte's worth of bits at a time: every video packet with a
+        // descriptor is read here.
         let mut v = 0u32;
-        for _ in 0..n {
-            let byte = self.buf.get(self.pos / 8).ok_or(DdError::Truncated)?;
-            v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
-            self.pos += 1;
+        let mut left = n;
+        while left > 0 {
+            let byte = *self.buf.get(self.pos / 8).ok_or(DdError::Truncated)?;
+            let avail = 8 - self.pos % 8;
+            let take = avail.min(left);
+            let bits = (u32::from(byte) >> (avail - take)) & ((1u32 << take) - 1);
+            v = (v << take) | bits;
+            self.pos += take;
+            left -= take;
         }
         Ok(v)
     }

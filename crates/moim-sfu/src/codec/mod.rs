@@ -101,6 +101,8 @@ pub struct PacketView {
 #[derive(Debug, Default)]
 pub struct StreamReader {
     structure: Option<dd::Structure>,
+    /// The structure's (spatial, temporal) layer count, worked out once.
+    layer_count: (u8, u8),
 }
 
 impl StreamReader {
@@ -133,6 +135,7 @@ impl StreamReader {
     ) -> Option<PacketView> {
         let mut d = dd::parse(value, self.structure.as_ref()).ok()?;
         if let Some(s) = d.structure.take() {
+            self.layer_count = s.layer_count();
             self.structure = Some(s);
         }
         let s = self.structure.as_ref()?;
@@ -143,7 +146,7 @@ impl StreamReader {
             VideoCodec::Av1 | VideoCodec::Other => intra,
             _ => starts_keyframe(codec, payload),
         };
-        let (spatial, temporal) = s.layer_count();
+        let (spatial, temporal) = self.layer_count;
         let layers = (spatial > 1 || temporal > 1).then(|| {
             // Decode targets of the frame's own spatial layer: which of
             // them may be taken up from this frame.

@@ -12,8 +12,14 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (the app's store tests on SQLite and on a PostgreSQL server started here)"
+pg_dir=$(mktemp -d /tmp/moim-postgres.XXXXXX)
+trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
+MOIM_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
+export MOIM_TEST_POSTGRES_URL
 cargo test --workspace 2>&1 | tee target/cargo-test.log
+scripts/postgres.sh stop "$pg_dir"
+trap - EXIT
 echo "== browser tests (livekit-client in Chromium)"
 cargo build -p moim
 (cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs dynacast.mjs svc.mjs)

@@ -85,7 +85,15 @@ where
         Err(_) => return,
     };
     let io = Replay::new(head, io);
-    let service = TowerToHyperService::new(app);
+    // Handlers that rate-limit by address read it as axum's ConnectInfo.
+    let service = TowerToHyperService::new(tower::util::MapRequest::new(
+        app,
+        move |mut req: axum::http::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            req
+        },
+    ));
     if let Err(e) = Builder::new(TokioExecutor::new())
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await

@@ -88,6 +88,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     _turn: Option<moim_turn::TurnHandle>,
     state: AppState,
+    /// Routes served beside LiveKit's (the app's `/auth/` and `/api/`).
+    extra_routes: Option<axum::Router>,
 }
 
 impl Server {
@@ -143,6 +145,7 @@ impl Server {
             listener,
             tls: tls_config,
             _turn: turn_handle,
+            extra_routes: None,
             state: AppState {
                 rooms: Arc::new(LocalDirectory::new(
                     config.clone(),
@@ -155,6 +158,18 @@ impl Server {
                 drain: Arc::default(),
             },
         })
+    }
+
+    /// Serves `routes` on the same port beside LiveKit's endpoints. They
+    /// get none of those endpoints' layers (the signal path's open CORS),
+    /// and each request carries the client's address as axum's
+    /// `ConnectInfo<SocketAddr>`.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.extra_routes = Some(match self.extra_routes.take() {
+            Some(r) => r.merge(routes),
+            None => routes,
+        });
+        self
     }
 
     /// The handle that drains and stops this server (see [`Shutdown`]).
@@ -171,7 +186,10 @@ impl Server {
             self.state.rooms.clone(),
             self.state.config.drain_timeout,
         );
-        let app = http::router(self.state);
+        let mut app = http::router(self.state);
+        if let Some(extra) = self.extra_routes {
+            app = app.merge(extra);
+        }
         tokio::select! {
             r = http_listener::serve(self.listener, app, self.tls) => r.map_err(ServeError::Serve),
             () = drained => Ok(()),

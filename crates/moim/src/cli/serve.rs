@@ -67,6 +67,19 @@ pub struct ServeArgs {
     /// API key and secret, "key: secret"; repeatable.
     #[arg(long = "keys")]
     keys: Vec<String>,
+    /// Where moim keeps its files (the app's SQLite database); created on
+    /// first start.
+    #[arg(long, env = "MOIM_DATA_DIR", default_value = "moim-data")]
+    data_dir: PathBuf,
+    /// The app's database: a `postgres://` URL, or by default a SQLite
+    /// file in the data directory.
+    #[arg(long, env = "MOIM_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The URL browsers open the app at (https://meet.example.com). Login
+    /// cookies and the app's Origin check follow it. Default: https with
+    /// --domain and TLS, else http://127.0.0.1:<port>.
+    #[arg(long, env = "MOIM_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -131,9 +144,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
+    let app_config = app_config(&args, &config);
     runtime.block_on(async move {
+        let app = match open_app(app_config, &args).await {
+            Ok(a) => a,
+            Err(e) => return fail(e),
+        };
         let server = match moim_server::Server::bind(config).await {
-            Ok(s) => s,
+            Ok(s) => s.with_routes(app.router()),
             Err(e) => return fail(e),
         };
         tokio::spawn(forward_signals(server.shutdown()));
@@ -142,6 +160,49 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => fail(e),
         }
     })
+}
+
+/// The app's settings from the server's: where browsers reach it, and the
+/// dev login under --dev.
+fn app_config(args: &ServeArgs, config: &moim_server::ServerConfig) -> moim_app::AppConfig {
+    let port = config.port;
+    let (public, also) = match &args.public_url {
+        Some(url) => (url.clone(), Vec::new()),
+        None => match (&config.tls, &config.domain) {
+            (Some(_), Some(domain)) if port == 443 => (format!("https://{domain}"), Vec::new()),
+            (Some(_), Some(domain)) => (format!("https://{domain}:{port}"), Vec::new()),
+            _ => (
+                format!("http://127.0.0.1:{port}"),
+                vec![format!("http://localhost:{port}")],
+            ),
+        },
+    };
+    let mut app = moim_app::AppConfig::new(&public);
+    app.also_origins = also;
+    app.dev_login = args.dev;
+    app
+}
+
+async fn open_app(config: moim_app::AppConfig, args: &ServeArgs) -> Result<moim_app::App, String> {
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => {
+            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+                format!(
+                    "cannot create the data directory {}: {e}. Pass --data-dir (or MOIM_DATA_DIR) \
+                     with a directory moim may write to",
+                    args.data_dir.display()
+                )
+            })?;
+            format!("sqlite://{}", args.data_dir.join("app.db").display())
+        }
+    };
+    let public = config.public_origin.clone();
+    let app = moim_app::App::open(config, &url)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(public_url = %public, "the app's login and API are served under /auth/ and /api/");
+    Ok(app)
 }
 
 /// The first SIGTERM or Ctrl-C drains; the next one ends the drain at once.

@@ -27,6 +27,7 @@ pub mod error;
 mod guard;
 pub mod ratelimit;
 pub mod refresh;
+pub mod rooms;
 mod routes;
 pub mod store;
 
@@ -65,6 +66,27 @@ pub struct AppConfig {
     pub login_rate: Rate,
     pub refresh_rate: Rate,
     pub clock: Clock,
+    /// The moim server rooms are joined on, for minting join tokens.
+    pub livekit: Option<LiveKitAccess>,
+}
+
+/// How the app reaches the media server: the URL clients connect to, and
+/// an API key and secret of that server.
+#[derive(Clone)]
+pub struct LiveKitAccess {
+    /// `ws://` or `wss://`, as livekit-client's `connect` takes it.
+    pub server_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl std::fmt::Debug for LiveKitAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKitAccess")
+            .field("server_url", &self.server_url)
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +129,7 @@ impl AppConfig {
                 per_second: 1.0,
             },
             clock: system_clock(),
+            livekit: None,
         }
     }
 

@@ -81,6 +81,10 @@ impl Store {
         Ok(Self { pool })
     }
 
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The user behind (issuer, subject), created on first login; the
     /// profile is refreshed on every login.
     pub async fn login(

@@ -7,6 +7,7 @@ use crate::App;
 
 mod auth;
 mod me;
+mod rooms;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -15,5 +16,11 @@ pub fn router(app: App) -> Router {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/api/me", get(me::me))
+        .route("/api/rooms", get(rooms::list).post(rooms::create))
+        .route(
+            "/api/rooms/{id}",
+            get(rooms::get).patch(rooms::update).delete(rooms::delete),
+        )
+        .route("/api/rooms/{id}/join", post(rooms::join))
         .with_state(app)
 }

@@ -180,6 +180,17 @@ fn app_config(args: &ServeArgs, config: &moim_server::ServerConfig) -> moim_app:
     let mut app = moim_app::AppConfig::new(&public);
     app.also_origins = also;
     app.dev_login = args.dev;
+    // Join tokens are signed with this server's first API key, and name
+    // the URL the page itself came from, with the WebSocket scheme.
+    app.livekit = config.keys.keys().next().and_then(|key| {
+        Some(moim_app::LiveKitAccess {
+            server_url: public
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1),
+            api_key: key.to_string(),
+            api_secret: config.keys.secret(key)?.to_string(),
+        })
+    });
     app
 }
 

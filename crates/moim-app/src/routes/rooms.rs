@@ -1,0 +1,240 @@
+//! `/api/rooms`: create, list, read, change and delete rooms, and join one.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::rooms::{Role, Room, RoomSettings};
+use crate::App;
+
+const MAX_TITLE_CHARS: usize = 100;
+/// How long a join token is good for. livekit-client reconnects with the
+/// token it joined with, so it must outlast a call's reconnects; moim does
+/// not yet send LiveKit's refreshed tokens during a call.
+pub const JOIN_TOKEN_TTL_SECS: u64 = 3600;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    id: String,
+    title: String,
+    guests_allowed: bool,
+    lobby: bool,
+    e2ee_required: bool,
+    /// The caller's role: `host` or `participant`.
+    role: &'static str,
+    created_at: i64,
+}
+
+impl RoomView {
+    fn new(room: Room, role: Role) -> Self {
+        Self {
+            id: room.id,
+            title: room.title,
+            guests_allowed: room.settings.guests_allowed,
+            lobby: room.settings.lobby,
+            e2ee_required: room.settings.e2ee_required,
+            role: role.as_str(),
+            created_at: room.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomChange {
+    title: Option<String>,
+    guests_allowed: Option<bool>,
+    lobby: Option<bool>,
+    e2ee_required: Option<bool>,
+}
+
+fn title(raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS || t.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_title",
+            format!(
+                "a room title is 1 to {MAX_TITLE_CHARS} characters, with no control characters"
+            ),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+fn apply(settings: &mut RoomSettings, change: &RoomChange) {
+    if let Some(v) = change.guests_allowed {
+        settings.guests_allowed = v;
+    }
+    if let Some(v) = change.lobby {
+        settings.lobby = v;
+    }
+    if let Some(v) = change.e2ee_required {
+        settings.e2ee_required = v;
+    }
+}
+
+fn no_room() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "room_not_found",
+        "no such room: check the link, or the room was deleted",
+    )
+}
+
+fn hosts_only() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "host_only",
+        "only the room's hosts may do this",
+    )
+}
+
+pub async fn create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: Result<Json<RoomChange>, JsonRejection>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    app.check_state_change(&headers, &jar)?;
+    let who = app.authenticate(&jar).await?;
+    let Json(change) = body.map_err(ApiError::bad_json)?;
+    let title = match &change.title {
+        Some(t) => title(t)?,
+        None => "Meeting".to_string(),
+    };
+    let mut settings = RoomSettings::default();
+    apply(&mut settings, &change);
+    let room = app
+        .store()
+        .create_room(&title, settings, &who.sub, app.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(RoomView::new(room, Role::Host))))
+}
+
+#[derive(Serialize)]
+pub struct RoomList {
+    rooms: Vec<RoomView>,
+}
+
+pub async fn list(State(app): State<App>, jar: CookieJar) -> Result<Json<RoomList>, ApiError> {
+    let who = app.authenticate(&jar).await?;
+    let mut rooms = Vec::new();
+    for room in app.store().rooms_of(&who.sub).await? {
+        let role = app.store().role(&room.id, &who.sub).await?;
+        rooms.push(RoomView::new(room, role));
+    }
+    Ok(Json(RoomList { rooms }))
+}
+
+pub async fn get(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    jar: CookieJar,
+) -> Result<Json<RoomView>, ApiError> {
+    let who = app.authenticate(&jar).await?;
+    let room = app.store().room(&id).await?.ok_or_else(no_room)?;
+    let role = app.store().role(&id, &who.sub).await?;
+    Ok(Json(RoomView::new(room, role)))
+}
+
+pub async fn update(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: Result<Json<RoomChange>, JsonRejection>,
+) -> Result<Json<RoomView>, ApiError> {
+    app.check_state_change(&headers, &jar)?;
+    let who = app.authenticate(&jar).await?;
+    let Json(change) = body.map_err(ApiError::bad_json)?;
+    let mut room = app.store().room(&id).await?.ok_or_else(no_room)?;
+    if app.store().role(&id, &who.sub).await? != Role::Host {
+        return Err(hosts_only());
+    }
+    if let Some(t) = &change.title {
+        room.title = title(t)?;
+    }
+    apply(&mut room.settings, &change);
+    app.store().update_room(&room).await?;
+    Ok(Json(RoomView::new(room, Role::Host)))
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<StatusCode, ApiError> {
+    app.check_state_change(&headers, &jar)?;
+    let who = app.authenticate(&jar).await?;
+    app.store().room(&id).await?.ok_or_else(no_room)?;
+    if app.store().role(&id, &who.sub).await? != Role::Host {
+        return Err(hosts_only());
+    }
+    app.store().delete_room(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinGrant {
+    server_url: String,
+    token: String,
+}
+
+/// A LiveKit access token for this room only, minted from the session:
+/// the user's id as identity, their name, host powers (`roomAdmin`) for
+/// hosts.
+pub async fn join(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Json<JoinGrant>, ApiError> {
+    app.check_state_change(&headers, &jar)?;
+    let who = app.authenticate(&jar).await?;
+    let Some(livekit) = app.0.config.livekit.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_media_server",
+            "this app is not connected to a moim server: give it one's URL, API key and secret",
+        ));
+    };
+    app.store().room(&id).await?.ok_or_else(no_room)?;
+    let role = app.store().role(&id, &who.sub).await?;
+    let user = app
+        .store()
+        .user(&who.sub)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let grant = moim_proto::token::VideoGrant {
+        room_join: true,
+        room: id.clone(),
+        room_admin: role == Role::Host,
+        can_publish: Some(true),
+        can_subscribe: Some(true),
+        can_publish_data: Some(true),
+        ..Default::default()
+    };
+    let now = app.now().max(0) as u64;
+    let claims = moim_proto::token::Claims {
+        iss: livekit.api_key.clone(),
+        sub: user.id.clone(),
+        name: user.display_name.clone(),
+        nbf: now.saturating_sub(1),
+        exp: now + JOIN_TOKEN_TTL_SECS,
+        video: grant,
+        ..Default::default()
+    };
+    let token = moim_proto::token::mint_claims(&livekit.api_secret, &claims);
+    Ok(Json(JoinGrant {
+        server_url: livekit.server_url,
+        token,
+    }))
+}

@@ -65,6 +65,8 @@ describe('a viewer whose downlink carries 400 kbit/s', { skip }, () => {
       label: `bwe-400k-${variant.id}`,
       reachableFrom: pub,
       url: `http://${SRV_IP}:${HTTP}`,
+      // How the viewer's downlink was shared out, for a failure.
+      log: 'info,moim_sfu::shard=debug',
     });
     await server.start();
     try {
@@ -76,7 +78,8 @@ describe('a viewer whose downlink carries 400 kbit/s', { skip }, () => {
       const pubs = await publishers;
       const diag = () =>
         `viewer: ${JSON.stringify({ ...viewer, console: undefined })}\npublishers: ${JSON.stringify({ ...pubs, console: undefined })}\n` +
-        `${viewer.console || ''}\n${pubs.console || ''}\n${server.logTail(40)}`;
+        `${viewer.console || ''}\n${pubs.console || ''}\n` +
+        `${server.logMatching(/re-shared|congested|paused|resumed|keyframe/, 25)}\n${server.logTail(20)}`;
       assert.ok(viewer.ok, `the viewer's page failed\n${diag()}`);
 
       const capped = viewer.samples.filter((s) => s.phase === 'capped');

@@ -21,11 +21,11 @@
 //!
 //! Pausing a track needs more than a low estimate: the link must have
 //! shown congestion, as loss in the subscriber's feedback or a round trip
-//! grown well above the lowest seen (a queue), in two reports running. One
-//! report is not enough: a receiver report covers about a second of
-//! packets, so 10% random loss reads 15% in one report in every dozen or
-//! so, and a busy machine delays one answer now and then; an overrun link
-//! shows both report after report. A delay-based estimate also
+//! grown well above the lowest seen (a queue). Loss counts only in two
+//! reports running: a receiver report covers about a second of packets,
+//! so 10% random loss reads 15% in one report in every dozen or so, while
+//! an overrun link loses report after report. A queue counts at once: it
+//! is what an overrun link shows first. A delay-based estimate also
 //! dips when the receiver's own timing is uneven (a busy machine, a debug
 //! build), with neither loss nor queue; such a dip lowers layers but
 //! leaves every track its lowest one. Once congestion is seen, pausing
@@ -205,13 +205,12 @@ pub struct Allocator {
     /// The link showed congestion since everything last fitted.
     congested: bool,
     rtt_floor: Option<Duration>,
-    /// Reports in a row that showed loss or a queue.
-    congested_reports: u8,
+    /// Reports in a row that showed congestive loss.
+    lossy_reports: u8,
 }
 
-/// Reports in a row that must show loss or a queue before it counts as
-/// congestion.
-pub const CONGESTED_REPORTS: u8 = 2;
+/// Reports in a row that must show loss before it counts as congestion.
+pub const LOSSY_REPORTS: u8 = 2;
 
 /// What changed for one track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,8 +238,8 @@ impl Allocator {
     }
 
     /// A report on the link: downlink loss and round-trip time. True when
-    /// congestion shows for the first time since everything fitted (the
-    /// second report running with loss or a queue), so the shard should
+    /// congestion shows for the first time since everything fitted (a
+    /// queue, or the second report running with loss), so the shard should
     /// allocate now (tracks may now be paused).
     pub fn observe_link(&mut self, loss: Option<f32>, rtt: Option<Duration>) -> bool {
         if let Some(rtt) = rtt {
@@ -250,12 +249,12 @@ impl Allocator {
             .zip(self.rtt_floor)
             .is_some_and(|(rtt, floor)| rtt > floor + CONGESTED_QUEUE);
         let lossy = loss.is_some_and(|l| l >= CONGESTED_LOSS);
-        self.congested_reports = if queued || lossy {
-            self.congested_reports.saturating_add(1)
+        self.lossy_reports = if lossy {
+            self.lossy_reports.saturating_add(1)
         } else {
             0
         };
-        let shows = self.congested_reports >= CONGESTED_REPORTS;
+        let shows = queued || self.lossy_reports >= LOSSY_REPORTS;
         let newly = shows && !self.congested;
         self.congested |= shows;
         newly

@@ -113,17 +113,19 @@ impl Store {
         row.map(|r| room_from(&r)).transpose()
     }
 
-    /// The rooms `user` belongs to, newest first.
-    pub async fn rooms_of(&self, user: &str) -> Result<Vec<Room>, StoreError> {
+    /// The rooms `user` belongs to, newest first, each with their role.
+    pub async fn rooms_of(&self, user: &str) -> Result<Vec<(Room, Role)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.title, r.guests_allowed, r.lobby, r.e2ee_required, r.created_by, r.created_at \
+            "SELECT r.id, r.title, r.guests_allowed, r.lobby, r.e2ee_required, r.created_by, r.created_at, m.role \
              FROM rooms r JOIN room_members m ON m.room_id = r.id \
              WHERE m.user_id = $1 ORDER BY r.created_at DESC, r.id",
         )
         .bind(user)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(room_from).collect()
+        rows.iter()
+            .map(|r| Ok((room_from(r)?, role_from(r.try_get("role")?))))
+            .collect()
     }
 
     pub async fn role(&self, room: &str, user: &str) -> Result<Role, StoreError> {
@@ -133,10 +135,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         let role: Option<String> = row.map(|r| r.try_get("role")).transpose()?;
-        Ok(match role.as_deref() {
-            Some("host") => Role::Host,
-            _ => Role::Participant,
-        })
+        Ok(role.map_or(Role::Participant, role_from))
     }
 
     pub async fn update_room(&self, room: &Room) -> Result<(), StoreError> {
@@ -160,6 +159,14 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+fn role_from(stored: String) -> Role {
+    if stored == "host" {
+        Role::Host
+    } else {
+        Role::Participant
     }
 }
 

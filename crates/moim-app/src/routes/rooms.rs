@@ -124,12 +124,13 @@ pub struct RoomList {
 
 pub async fn list(State(app): State<App>, jar: CookieJar) -> Result<Json<RoomList>, ApiError> {
     let who = app.authenticate(&jar).await?;
-    let mut rooms = Vec::new();
-    for room in app.store().rooms_of(&who.sub).await? {
-        let role = app.store().role(&room.id, &who.sub).await?;
-        rooms.push(RoomView::new(room, role));
-    }
-    Ok(Json(RoomList { rooms }))
+    let rooms = app.store().rooms_of(&who.sub).await?;
+    Ok(Json(RoomList {
+        rooms: rooms
+            .into_iter()
+            .map(|(r, role)| RoomView::new(r, role))
+            .collect(),
+    }))
 }
 
 pub async fn get(

@@ -19,7 +19,11 @@ pub enum StoreError {
     Open { url: String, source: sqlx::Error },
     #[error("cannot bring the database schema up to date: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
+    #[error(
+        "a database query failed: {0}. If it keeps failing, check that the database is \
+         reachable and has room (for SQLite, the disk under the data directory; for \
+         PostgreSQL, the server and its connection limit)"
+    )]
     Query(#[from] sqlx::Error),
     #[error("a stored signing key is not valid base64")]
     BadKey,

@@ -66,7 +66,7 @@ describe('a viewer whose downlink carries 400 kbit/s', { skip }, () => {
       reachableFrom: pub,
       url: `http://${SRV_IP}:${HTTP}`,
       // How the viewer's downlink was shared out, for a failure.
-      log: 'info,moim_sfu::shard=debug',
+      log: 'info,moim_sfu::shard=debug,moim_server::room::media_events=debug',
     });
     await server.start();
     try {
@@ -109,12 +109,18 @@ describe('a viewer whose downlink carries 400 kbit/s', { skip }, () => {
       for (const cam of cameras) {
         const v = at(lastCapped, 'camera', cam);
         assert.ok(v, `bob is told of ${cam}'s camera\n${diag()}`);
+        const was = at(settled, 'camera', cam);
+        if (v.streamState === 'active' && !(v.framesDecoded > was.framesDecoded + 10)) {
+          // Printed where CI's summary shows it: what bob's client and moim each said of it.
+          const events = viewer.streamStateEvents.filter((e) => e.identity === cam && e.source === 'camera');
+          console.log(`${cam}'s camera (${v.sid}) stalled; bob's client saw ${JSON.stringify(events.map((e) => e.state))}`);
+          console.log(server.logMatching(new RegExp(`${v.sid}`), 12));
+        }
         assert.ok(
           v.streamState === 'paused' || v.frameWidth <= 320,
           `${cam}'s camera is on its lowest layer or paused under the cap: ${JSON.stringify(v)}\n${diag()}`,
         );
         if (v.streamState === 'active') {
-          const was = at(settled, 'camera', cam);
           assert.ok(
             v.framesDecoded > was.framesDecoded + 10,
             `${cam}'s camera, told active, must be decoding (${was.framesDecoded} -> ${v.framesDecoded})\n${diag()}`,

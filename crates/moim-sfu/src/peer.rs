@@ -67,7 +67,8 @@ pub(crate) struct Peer {
     pub next_timeout: Option<Instant>,
     /// When str0m was last handed a timeout (see `BWE_WAKEUP_SPACING`).
     pub last_fired: Option<Instant>,
-    pub connected: bool,
+    /// When DTLS completed; `None` before.
+    pub connected_at: Option<Instant>,
     /// How good the link is (see `quality.rs`).
     pub link: crate::quality::LinkMeter,
     /// How this PeerConnection's downlink is shared out (see
@@ -140,7 +141,7 @@ impl Peer {
             addrs: Vec::new(),
             next_timeout: None,
             last_fired: None,
-            connected: false,
+            connected_at: None,
             link: Default::default(),
             alloc: Default::default(),
             dtls_warned: false,

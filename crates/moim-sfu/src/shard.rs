@@ -236,7 +236,7 @@ impl<Io: ShardIo> Shard<Io> {
         match event {
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(&key) {
-                    p.connected = true;
+                    p.connected_at.get_or_insert(self.now);
                     p.emit(PeerEvent::Connected);
                 }
             }

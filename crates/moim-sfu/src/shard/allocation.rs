@@ -22,10 +22,33 @@ pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 /// str0m's first probes go to three and six times this within a second.
 pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
 
-/// livekit-client drops a stream state for a track it has not created yet
-/// (before its `ontrack`), so a pause told this soon after a subscription
-/// got its section is told once more when this has passed.
+/// livekit-client drops a stream state for a track it has not created yet,
+/// and it creates a track only once its room is connected: on a busy
+/// machine that is seconds after the subscription got its SDP section. A
+/// pause is therefore told again every `RETELL_AFTER` until one tell has
+/// gone out `RETELL_WINDOW` after both the section and the PeerConnection
+/// were up; the client cannot say it has the track, so this is bounded by
+/// time, and each tell is a few bytes.
 pub const RETELL_AFTER: Duration = Duration::from_secs(2);
+pub const RETELL_WINDOW: Duration = Duration::from_secs(10);
+
+/// Whether a pause told at `told` should be told again at `now`, for a
+/// subscription that got its section at `bound` on a PeerConnection that
+/// connected at `connected` (`None`: not yet).
+pub fn should_retell_pause(
+    told: Instant,
+    bound: Instant,
+    connected: Option<Instant>,
+    now: Instant,
+) -> bool {
+    if now < told + RETELL_AFTER {
+        return false;
+    }
+    match connected {
+        None => true,
+        Some(c) => told < bound.max(c) + RETELL_WINDOW,
+    }
+}
 
 /// What one subscriber receives, gathered for one allocation.
 #[derive(Default)]
@@ -74,18 +97,19 @@ impl<Io: ShardIo> Shard<Io> {
                 let (Some(bound), Some(told)) = (sub.bound_at, sub.pause_told) else {
                     continue;
                 };
-                let early = told < bound + RETELL_AFTER;
-                if sub.fwd.allowance() != Allowance::Nothing || !early || now < bound + RETELL_AFTER
+                let Some(peer) = sub.peer().and_then(|p| self.peers.get(&p)) else {
+                    continue;
+                };
+                if sub.fwd.allowance() != Allowance::Nothing
+                    || !should_retell_pause(told, bound, peer.connected_at, now)
                 {
                     continue;
                 }
                 sub.pause_told = Some(now);
-                if let Some(peer) = sub.peer().and_then(|p| self.peers.get(&p)) {
-                    peer.emit(PeerEvent::StreamState {
-                        track: track.key,
-                        active: false,
-                    });
-                }
+                peer.emit(PeerEvent::StreamState {
+                    track: track.key,
+                    active: false,
+                });
             }
         }
     }
@@ -179,5 +203,48 @@ impl<Io: ShardIo> Shard<Io> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_pause_is_told_again_until_the_client_has_surely_made_the_track() {
+        let t0 = Instant::now();
+        let bound = t0;
+        // Paused at once; the PeerConnection connects 5 s later.
+        assert!(!should_retell_pause(t0, bound, None, t0 + S));
+        assert!(should_retell_pause(t0, bound, None, t0 + 2 * S));
+        assert!(should_retell_pause(
+            t0 + 4 * S,
+            bound,
+            Some(t0 + 5 * S),
+            t0 + 6 * S
+        ));
+        // Told 14 s in, still inside 10 s of connecting: once more.
+        assert!(should_retell_pause(
+            t0 + 14 * S,
+            bound,
+            Some(t0 + 5 * S),
+            t0 + 16 * S
+        ));
+        // A tell 16 s in came after the window: that was the last.
+        assert!(!should_retell_pause(
+            t0 + 16 * S,
+            bound,
+            Some(t0 + 5 * S),
+            t0 + 60 * S
+        ));
+    }
+
+    #[test]
+    fn a_pause_told_long_after_the_subscription_began_is_told_once() {
+        let t0 = Instant::now();
+        let told = t0 + 30 * S;
+        assert!(!should_retell_pause(told, t0, Some(t0), told + 2 * S));
     }
 }

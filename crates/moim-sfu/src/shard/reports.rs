@@ -47,7 +47,7 @@ impl<Io: ShardIo> Shard<Io> {
     pub(super) fn report_quality(&mut self, now: Instant) {
         // A PeerConnection that never came up has no link to judge yet;
         // the room reports it when it does.
-        for peer in self.peers.values_mut().filter(|p| p.connected) {
+        for peer in self.peers.values_mut().filter(|p| p.connected_at.is_some()) {
             if let Some((quality, score)) = peer.link.close_window() {
                 peer.emit(PeerEvent::LinkQuality { quality, score });
             }

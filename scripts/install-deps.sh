@@ -38,5 +38,7 @@ tests/browser/install.sh
 tests/rust-core-sdks/install.sh
 # The server SDK suite (livekit-server-sdk).
 (cd tests/sdk && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })
+# The login tests' OpenID Connect provider (npm oidc-provider).
+(cd tests/oidc && { [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]] || npm ci --no-audit --no-fund --loglevel=error; })
 # GStreamer webrtcbin suite: Debian packages and its virtual environment.
 tests/gstreamer/install.sh

@@ -12,11 +12,14 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test (the app's store tests on SQLite and on a PostgreSQL server started here)"
+echo "== cargo test (the app's store tests on SQLite and on a PostgreSQL server started here; logins against npm oidc-provider)"
 pg_dir=$(mktemp -d /tmp/moim-postgres.XXXXXX)
 trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
 MOIM_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
 export MOIM_TEST_POSTGRES_URL
+# The login tests run against npm oidc-provider, installed above; here its
+# absence is a failure, not a skip.
+export MOIM_TEST_OIDC=1
 cargo test --workspace 2>&1 | tee target/cargo-test.log
 scripts/postgres.sh stop "$pg_dir"
 trap - EXIT

@@ -25,6 +25,7 @@ pub mod access;
 pub mod cookies;
 pub mod error;
 mod guard;
+pub mod login;
 pub mod ratelimit;
 pub mod refresh;
 pub mod rooms;
@@ -68,6 +69,8 @@ pub struct AppConfig {
     pub clock: Clock,
     /// The moim server rooms are joined on, for minting join tokens.
     pub livekit: Option<LiveKitAccess>,
+    /// Where people log in (OpenID Connect issuers, GitHub, Naver...).
+    pub providers: Vec<login::ProviderConfig>,
 }
 
 /// How the app reaches the media server: the URL clients connect to, and
@@ -107,6 +110,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Login(#[from] login::ConfigError),
 }
 
 impl AppConfig {
@@ -130,6 +135,7 @@ impl AppConfig {
             },
             clock: system_clock(),
             livekit: None,
+            providers: Vec::new(),
         }
     }
 
@@ -167,6 +173,7 @@ struct Inner {
     keys: RwLock<KeyRing>,
     login_limit: Mutex<RateLimiter>,
     refresh_limit: Mutex<RateLimiter>,
+    providers: Vec<login::Provider>,
 }
 
 /// Rate-limit buckets kept per limiter (addresses and users).
@@ -177,6 +184,18 @@ impl App {
     /// signing keys, generating the first one if there is none.
     pub async fn open(config: AppConfig, database_url: &str) -> Result<Self, AppError> {
         let cookies = config.cookie_policy()?;
+        let http = login::http::ProviderHttp::new();
+        let mut providers: Vec<login::Provider> = Vec::new();
+        for p in &config.providers {
+            if providers.iter().any(|q| q.config.id == p.id) {
+                return Err(login::ConfigError::Duplicate(p.id.clone()).into());
+            }
+            providers.push(login::Provider::new(
+                p.clone(),
+                &config.public_origin,
+                http.clone(),
+            )?);
+        }
         let store = Store::open(database_url).await?;
         let mut ring = KeyRing::default();
         for key in store.signing_keys().await? {
@@ -194,6 +213,7 @@ impl App {
             cookies,
             store,
             keys: RwLock::new(ring),
+            providers,
         })))
     }
 
@@ -225,7 +245,7 @@ impl App {
             .await
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         (self.0.config.clock)()
     }
 }

@@ -22,10 +22,13 @@ pub const DEV_ISSUER: &str = "moim-dev";
 const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Provider {
-    id: &'static str,
-    name: &'static str,
+    id: String,
+    name: String,
     kind: &'static str,
+    /// Where the page sends the browser to log in with it.
+    login_url: String,
 }
 
 #[derive(Serialize)]
@@ -37,9 +40,18 @@ pub async fn providers(State(app): State<App>) -> Json<Providers> {
     let mut providers = Vec::new();
     if app.0.config.dev_login {
         providers.push(Provider {
-            id: "dev",
-            name: "Dev login (a name, no password; moim runs with --dev)",
+            id: "dev".into(),
+            name: "Dev login (a name, no password; moim runs with --dev)".into(),
             kind: "dev",
+            login_url: "/auth/dev-login".into(),
+        });
+    }
+    for p in &app.0.providers {
+        providers.push(Provider {
+            id: p.config.id.clone(),
+            name: p.config.label().to_string(),
+            kind: p.config.kind.as_str(),
+            login_url: format!("/auth/login/{}", p.config.id),
         });
     }
     Json(Providers { providers })
@@ -210,7 +222,7 @@ pub async fn logout(
 }
 
 impl App {
-    fn limit_login(&self, ip: &str) -> Result<(), ApiError> {
+    pub(super) fn limit_login(&self, ip: &str) -> Result<(), ApiError> {
         if self.0.login_limit.lock().allow(ip, self.now() as f64) {
             Ok(())
         } else {
@@ -227,7 +239,11 @@ impl App {
     }
 
     /// A new session for `user`, and its cookies.
-    async fn start_session(&self, jar: CookieJar, user: &User) -> Result<CookieJar, ApiError> {
+    pub(super) async fn start_session(
+        &self,
+        jar: CookieJar,
+        user: &User,
+    ) -> Result<CookieJar, ApiError> {
         let refresh = random_token(32);
         let now = self.now();
         let session = self

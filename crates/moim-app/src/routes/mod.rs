@@ -6,6 +6,7 @@ use axum::Router;
 use crate::App;
 
 mod auth;
+mod login;
 mod me;
 mod rooms;
 
@@ -13,6 +14,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/auth/providers", get(auth::providers))
         .route("/auth/dev-login", post(auth::dev_login))
+        .route("/auth/login/{provider}", get(login::start))
+        .route("/auth/callback/{provider}", get(login::callback))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/api/me", get(me::me))

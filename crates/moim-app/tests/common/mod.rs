@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod oidc_provider;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -34,12 +36,31 @@ impl Harness {
 
     /// With `livekit`, join tokens are minted for that media server.
     pub async fn start_with(store: Store, livekit: Option<moim_app::LiveKitAccess>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let (listener, _) = Self::listener().await;
+        Self::start_on(listener, store, |c| c.livekit = livekit).await
+    }
+
+    /// A loopback listener for the app, and the origin it will answer at
+    /// (for registering redirect URIs before the app starts).
+    pub async fn listener() -> (tokio::net::TcpListener, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let base = format!("http://127.0.0.1:{}", addr.port());
+        (listener, format!("http://127.0.0.1:{}", addr.port()))
+    }
+
+    /// The app on `listener`, its configuration finished by `configure`.
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        store: Store,
+        configure: impl FnOnce(&mut AppConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
         // Real time to start with: join tokens minted here are checked by a
         // real server's clock.
         let start = std::time::SystemTime::now()
@@ -50,7 +71,8 @@ impl Harness {
         config.dev_login = true;
         let c = clock.clone();
         config.clock = Arc::new(move || c.load(Ordering::SeqCst));
-        config.livekit = livekit.clone();
+        configure(&mut config);
+        let livekit = config.livekit.clone();
         let url = match store {
             Store::Sqlite => format!("sqlite://{}", dir.path().join("app.db").display()),
             Store::Postgres(url) => url,

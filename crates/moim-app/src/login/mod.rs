@@ -309,16 +309,20 @@ impl Provider {
         })
     }
 
-    /// Finishes a login with the callback's code.
+    /// Finishes a login with the callback's code and `state`.
     pub async fn finish(
         &self,
         code: &str,
+        state: &str,
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<Identity, LoginError> {
         match &self.protocol {
             Protocol::Oidc(p) => p.finish(code, pkce_verifier, nonce).await,
-            Protocol::OAuth(p) => p.finish(&self.redirect_uri, code, pkce_verifier).await,
+            Protocol::OAuth(p) => {
+                p.finish(&self.redirect_uri, code, state, pkce_verifier)
+                    .await
+            }
         }
     }
 }

@@ -88,9 +88,12 @@ impl OAuth {
         &self,
         redirect_uri: &str,
         code: &str,
+        state: &str,
         pkce_verifier: &str,
     ) -> Result<Identity, LoginError> {
-        let access = self.exchange(redirect_uri, code, pkce_verifier).await?;
+        let access = self
+            .exchange(redirect_uri, code, state, pkce_verifier)
+            .await?;
         let unreachable = |e: super::http::HttpError| LoginError::Unreachable {
             url: self.endpoints.user.clone(),
             detail: e.to_string(),
@@ -117,6 +120,7 @@ impl OAuth {
         &self,
         redirect_uri: &str,
         code: &str,
+        state: &str,
         pkce_verifier: &str,
     ) -> Result<String, LoginError> {
         let form = {
@@ -128,6 +132,10 @@ impl OAuth {
                 .append_pair("code_verifier", pkce_verifier);
             if let Some(secret) = &self.client_secret {
                 form.append_pair("client_secret", secret);
+            }
+            // Naver's token request carries the state again.
+            if self.kind == ProviderKind::Naver {
+                form.append_pair("state", state);
             }
             form.finish()
         };

@@ -389,3 +389,68 @@ impl Oidc {
         Ok(Some(d.metadata.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use openidconnect::core::CoreIdToken;
+    use openidconnect::{IdTokenVerifier, JsonWebKeySet};
+
+    use super::*;
+
+    /// RFC 8725 §3.1-3.2: a token "signed" with `none`, or with HS256 keyed
+    /// by the client secret (which a provider's public key confusion also
+    /// produces), is refused even when every claim is right.
+    #[test]
+    fn only_asymmetric_signatures_are_accepted() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = serde_json::json!({
+            "iss": "https://issuer.example", "aud": "moim", "sub": "42",
+            "iat": now, "exp": now + 300, "nonce": "n-1",
+        });
+        let secret = "the-client-secret";
+        let verifier: IdTokenVerifier<openidconnect::core::CoreJsonWebKey> =
+            IdTokenVerifier::new_confidential_client(
+                ClientId::new("moim".into()),
+                ClientSecret::new(secret.into()),
+                IssuerUrl::new("https://issuer.example".into()).expect("url"),
+                JsonWebKeySet::new(Vec::new()),
+            )
+            .set_allowed_algs(ALLOWED_ALGS);
+        let nonce = Nonce::new("n-1".into());
+
+        let hs256 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode");
+        let token = CoreIdToken::from_str(&hs256).expect("parses");
+        let err = token.claims(&verifier, &nonce).expect_err("HS256 refused");
+        assert!(
+            matches!(
+                err,
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::DisallowedAlg(_)
+                )
+            ),
+            "{err:?}"
+        );
+
+        use base64::Engine;
+        let b64 = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let none = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg": "none"})),
+            b64(&claims)
+        );
+        if let Ok(token) = CoreIdToken::from_str(&none) {
+            assert!(token.claims(&verifier, &nonce).is_err(), "alg none refused");
+        }
+    }
+}

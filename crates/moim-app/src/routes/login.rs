@@ -127,7 +127,12 @@ pub async fn callback(
         ));
     };
     let identity = p
-        .finish(&code, &attempt.pkce_verifier, &attempt.nonce)
+        .finish(
+            &code,
+            q.state.as_deref().unwrap_or_default(),
+            &attempt.pkce_verifier,
+            &attempt.nonce,
+        )
         .await
         .map_err(|e| login_failed(&provider, e))?;
     let user = app

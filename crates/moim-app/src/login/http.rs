@@ -13,12 +13,25 @@ const MAX_BODY: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Send(#[from] reqwest::Error),
     #[error("the answer is over {MAX_BODY} bytes")]
     TooLarge,
     #[error("cannot build the request: {0}")]
     Build(String),
+}
+
+/// reqwest's own message is "error sending request"; the causes below it
+/// say whether DNS, the connection or TLS failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[derive(Clone)]

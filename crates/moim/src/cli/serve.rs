@@ -98,7 +98,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             "{e}; memory freed after a crowd leaves may stay with the process until it exits"
         );
     }
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => match settings::load_file(path) {
             Ok(f) => f,
             Err(e) => return fail(e),
@@ -131,6 +131,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         no_turn: args.no_turn,
         dangerous_turn_allow_private: args.dangerous_turn_allow_private,
     };
+    let providers = match settings::auth::providers(std::mem::take(&mut file.auth), &|name| {
+        std::env::var(name).ok()
+    }) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let config = match settings::resolve(file, &|name| std::env::var(name).ok(), flags) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -144,7 +150,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    let app_config = app_config(&args, &config);
+    let mut app_config = app_config(&args, &config);
+    app_config.providers = providers;
     runtime.block_on(async move {
         let app = match open_app(app_config, &args).await {
             Ok(a) => a,

@@ -1,6 +1,7 @@
 //! `moim serve` settings from three layers, later wins: the config file,
 //! `MOIM_*` environment variables, command-line flags.
 
+pub mod auth;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,9 @@ pub struct FileSettings {
     pub webhook: webhook::WebhookFileSettings,
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// Where people log in to the app (see `auth.rs`).
+    #[serde(default)]
+    pub auth: auth::AuthFileSettings,
 }
 
 /// `[shutdown]`: how moim ends on SIGTERM.
@@ -126,6 +130,8 @@ pub enum SettingsError {
     StunServer(String),
     #[error("{0}")]
     Webhook(String),
+    #[error("{0}")]
+    Auth(String),
     #[error("{origin} is {value:?}: a node id is 1 to 64 letters, digits, '-', '_' or '.'")]
     NodeId { origin: &'static str, value: String },
     #[error("no API keys configured. Use --dev, set keys in the config file ([keys] mykey = \"secret\"), or MOIM_KEYS=\"mykey: secret\"")]

@@ -25,6 +25,7 @@ pub mod access;
 pub mod cookies;
 pub mod error;
 mod guard;
+pub mod invites;
 pub mod login;
 pub mod ratelimit;
 pub mod refresh;

@@ -5,33 +5,12 @@
 
 mod common;
 
-use std::net::IpAddr;
-
+use common::media::media_server;
 use common::{code, stores, Harness};
 use moim_client::{Client, ConnectOptions};
 use moim_proto::token::KeyStore;
-use moim_server::{Server, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A moim server on loopback, for the tokens to be tried on.
-async fn media_server() -> (moim_app::LiveKitAccess, moim_server::Shutdown) {
-    let mut config = ServerConfig::dev();
-    config.bind = IpAddr::from([127, 0, 0, 1]);
-    config.port = 0;
-    config.rtc_udp_port = 0;
-    config.rtc_tcp_port = 0;
-    config.turn = None;
-    let server = Server::bind(config).await.expect("moim binds");
-    let access = moim_app::LiveKitAccess {
-        server_url: format!("ws://{}", server.http_addr),
-        api_key: "devkey".into(),
-        api_secret: "secret".into(),
-    };
-    let shutdown = server.shutdown();
-    tokio::spawn(server.run());
-    (access, shutdown)
-}
 
 #[tokio::test]
 async fn a_host_creates_a_room_and_both_people_join_it_with_their_own_powers() {

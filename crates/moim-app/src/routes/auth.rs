@@ -57,6 +57,23 @@ pub async fn providers(State(app): State<App>) -> Json<Providers> {
     Json(Providers { providers })
 }
 
+/// A name a person typed (dev login, guests): trimmed, 1 to
+/// `MAX_NAME_CHARS` characters, no control characters.
+pub(super) fn person_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("a name is 1 to {MAX_NAME_CHARS} characters, with no control characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[derive(Deserialize)]
 pub struct DevLogin {
     name: String,
@@ -84,17 +101,8 @@ pub async fn dev_login(
     app.check_origin(&headers)?;
     app.limit_login(&ip)?;
     let Json(body) = body.map_err(ApiError::bad_json)?;
-    let name = body.name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_name",
-            format!("a name is 1 to {MAX_NAME_CHARS} characters, with no control characters"),
-        ));
-    }
+    let name = person_name(&body.name)?;
+    let name = name.as_str();
     let profile = Profile {
         display_name: name.to_string(),
         email: None,

@@ -6,6 +6,7 @@ use axum::Router;
 use crate::App;
 
 mod auth;
+mod join;
 mod login;
 mod me;
 mod rooms;
@@ -24,6 +25,7 @@ pub fn router(app: App) -> Router {
             "/api/rooms/{id}",
             get(rooms::get).patch(rooms::update).delete(rooms::delete),
         )
-        .route("/api/rooms/{id}/join", post(rooms::join))
+        .route("/api/rooms/{id}/join", post(join::join))
+        .route("/api/rooms/{id}/invites", post(join::create_invite))
         .with_state(app)
 }

@@ -12,10 +12,6 @@ use crate::rooms::{Role, Room, RoomSettings};
 use crate::App;
 
 const MAX_TITLE_CHARS: usize = 100;
-/// How long a join token is good for. livekit-client reconnects with the
-/// token it joined with, so it must outlast a call's reconnects; moim does
-/// not yet send LiveKit's refreshed tokens during a call.
-pub const JOIN_TOKEN_TTL_SECS: u64 = 3600;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,7 +75,7 @@ fn apply(settings: &mut RoomSettings, change: &RoomChange) {
     }
 }
 
-fn no_room() -> ApiError {
+pub(super) fn no_room() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "room_not_found",
@@ -87,7 +83,7 @@ fn no_room() -> ApiError {
     )
 }
 
-fn hosts_only() -> ApiError {
+pub(super) fn hosts_only() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "host_only",
@@ -180,62 +176,4 @@ pub async fn delete(
     }
     app.store().delete_room(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinGrant {
-    server_url: String,
-    token: String,
-}
-
-/// A LiveKit access token for this room only, minted from the session:
-/// the user's id as identity, their name, host powers (`roomAdmin`) for
-/// hosts.
-pub async fn join(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Result<Json<JoinGrant>, ApiError> {
-    app.check_state_change(&headers, &jar)?;
-    let who = app.authenticate(&jar).await?;
-    let Some(livekit) = app.0.config.livekit.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_media_server",
-            "this app is not connected to a moim server: give it one's URL, API key and secret",
-        ));
-    };
-    app.store().room(&id).await?.ok_or_else(no_room)?;
-    let role = app.store().role(&id, &who.sub).await?;
-    let user = app
-        .store()
-        .user(&who.sub)
-        .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    let grant = moim_proto::token::VideoGrant {
-        room_join: true,
-        room: id.clone(),
-        room_admin: role == Role::Host,
-        can_publish: Some(true),
-        can_subscribe: Some(true),
-        can_publish_data: Some(true),
-        ..Default::default()
-    };
-    let now = app.now().max(0) as u64;
-    let claims = moim_proto::token::Claims {
-        iss: livekit.api_key.clone(),
-        sub: user.id.clone(),
-        name: user.display_name.clone(),
-        nbf: now.saturating_sub(1),
-        exp: now + JOIN_TOKEN_TTL_SECS,
-        video: grant,
-        ..Default::default()
-    };
-    let token = moim_proto::token::mint_claims(&livekit.api_secret, &claims);
-    Ok(Json(JoinGrant {
-        server_url: livekit.server_url,
-        token,
-    }))
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod media;
 pub mod oidc_provider;
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ use axum::Router;
 use crate::App;
 
 mod auth;
+mod host;
 mod join;
 mod login;
 mod me;
@@ -27,5 +28,14 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/rooms/{id}/join", post(join::join))
         .route("/api/rooms/{id}/invites", post(join::create_invite))
+        .route(
+            "/api/rooms/{id}/participants/{identity}/mute",
+            post(host::mute),
+        )
+        .route(
+            "/api/rooms/{id}/participants/{identity}/remove",
+            post(host::remove),
+        )
+        .route("/api/rooms/{id}/end", post(host::end))
         .with_state(app)
 }

@@ -26,6 +26,7 @@ pub mod cookies;
 pub mod error;
 mod guard;
 pub mod invites;
+pub mod lobby;
 pub mod login;
 pub mod ratelimit;
 pub mod refresh;
@@ -175,6 +176,7 @@ struct Inner {
     login_limit: Mutex<RateLimiter>,
     refresh_limit: Mutex<RateLimiter>,
     providers: Vec<login::Provider>,
+    lobby_bell: lobby::LobbyBell,
 }
 
 /// Rate-limit buckets kept per limiter (addresses and users).
@@ -215,6 +217,7 @@ impl App {
             store,
             keys: RwLock::new(ring),
             providers,
+            lobby_bell: Default::default(),
         })))
     }
 

@@ -10,6 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,16 @@ pub struct JoinAsk {
     name: Option<String>,
     /// A guest's invite token.
     invite: Option<String>,
+    /// A guest waiting in the lobby: the ticket a first join answered.
+    ticket: Option<String>,
+}
+
+/// A guest held in the lobby: `202` with what to ask again with.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    ticket: String,
+    status: &'static str,
 }
 
 #[derive(Serialize)]
@@ -121,10 +132,10 @@ pub struct JoinGrant {
 }
 
 /// Who the LiveKit token is for.
-struct Joiner {
-    identity: String,
-    name: String,
-    host: bool,
+pub(super) struct Joiner {
+    pub identity: String,
+    pub name: String,
+    pub host: bool,
 }
 
 pub async fn join(
@@ -134,7 +145,7 @@ pub async fn join(
     headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
-) -> Result<Json<JoinGrant>, ApiError> {
+) -> Result<Response, ApiError> {
     let ask: JoinAsk = optional_json(&body)?;
     let Some(livekit) = app.0.config.livekit.clone() else {
         return Err(ApiError::new(
@@ -146,7 +157,8 @@ pub async fn join(
     let has_session = jar
         .get(&app.0.cookies.name(crate::cookies::ACCESS))
         .is_some();
-    let joiner = if has_session || ask.invite.is_none() {
+    let guest_ask = ask.invite.is_some() || ask.ticket.is_some();
+    let joiner = if has_session || !guest_ask {
         app.check_state_change(&headers, &jar)?;
         let who = app.authenticate(&jar).await?;
         app.store().room(&id).await?.ok_or_else(no_room)?;
@@ -162,7 +174,16 @@ pub async fn join(
             host: role == Role::Host,
         }
     } else {
-        guest(&app, &ip, &id, &headers, &ask).await?
+        match guest(&app, &ip, &id, &headers, &ask).await? {
+            Guest::In(j) => j,
+            Guest::Waiting(ticket) => {
+                let body = Waiting {
+                    ticket,
+                    status: "waiting",
+                };
+                return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+            }
+        }
     };
     let grant = moim_proto::token::VideoGrant {
         room_join: true,
@@ -187,7 +208,15 @@ pub async fn join(
     Ok(Json(JoinGrant {
         server_url: livekit.server_url,
         token,
-    }))
+    })
+    .into_response())
+}
+
+/// Where a guest's join came to.
+pub(super) enum Guest {
+    In(Joiner),
+    /// In the lobby, holding this ticket.
+    Waiting(String),
 }
 
 /// A body that may be left out (`{}` then), or must be the JSON asked for.
@@ -208,8 +237,11 @@ async fn guest(
     room_id: &str,
     headers: &HeaderMap,
     ask: &JoinAsk,
-) -> Result<Joiner, ApiError> {
+) -> Result<Guest, ApiError> {
     app.check_origin(headers)?;
+    if let Some(ticket) = &ask.ticket {
+        return super::lobby::wait(app, room_id, ticket).await;
+    }
     app.limit_login(ip)?;
     let name = person_name(ask.name.as_deref().unwrap_or_default())?;
     let room = app.store().room(room_id).await?.ok_or_else(no_room)?;
@@ -218,16 +250,6 @@ async fn guest(
             StatusCode::FORBIDDEN,
             "guests_not_allowed",
             "this room lets in only people who are logged in: log in, or ask its host to allow guests",
-        ));
-    }
-    if room.settings.lobby {
-        // The lobby (the host admits each guest) is not built yet; letting
-        // a guest straight in would skip the host's say.
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "lobby_unavailable",
-            "this room has its lobby on, and this server cannot hold guests in a lobby yet: \
-             ask the host to turn the lobby off, or log in",
         ));
     }
     let invite = ask.invite.as_deref().unwrap_or_default();
@@ -257,9 +279,14 @@ async fn guest(
             ))
         }
     }
-    Ok(Joiner {
-        identity: format!("guest-{}", random_token(9)),
+    let identity = format!("guest-{}", random_token(9));
+    if room.settings.lobby {
+        let secret = super::lobby::enter(app, room_id, &name, &identity).await?;
+        return Ok(Guest::Waiting(secret));
+    }
+    Ok(Guest::In(Joiner {
+        identity,
         name,
         host: false,
-    })
+    }))
 }

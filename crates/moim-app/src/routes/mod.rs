@@ -8,6 +8,7 @@ use crate::App;
 mod auth;
 mod host;
 mod join;
+mod lobby;
 mod login;
 mod me;
 mod rooms;
@@ -37,5 +38,8 @@ pub fn router(app: App) -> Router {
             post(host::remove),
         )
         .route("/api/rooms/{id}/end", post(host::end))
+        .route("/api/rooms/{id}/lobby", get(lobby::show))
+        .route("/api/rooms/{id}/lobby/{ticket}/admit", post(lobby::admit))
+        .route("/api/rooms/{id}/lobby/{ticket}/deny", post(lobby::deny))
         .with_state(app)
 }

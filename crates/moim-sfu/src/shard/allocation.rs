@@ -20,7 +20,12 @@ pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What a subscriber's downlink starts at, before its first feedback;
 /// str0m's first probes go to three and six times this within a second.
-pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_000);
+/// libwebrtc's default start, 300 kbit/s: at 1 Mbit/s the probes reached
+/// 6 Mbit/s, which on a 400 kbit/s downlink overran the queue for seconds,
+/// starved the signalling WebSocket behind it (livekit-client reconnected)
+/// and crashed the estimate below what the screen share needs. From here a
+/// good link still reaches the probes' 1.8 Mbit/s within a second.
+pub const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(300);
 
 /// livekit-client drops a stream state for a track it has not created yet,
 /// and it creates a track only once its room is connected: on a busy

@@ -39,26 +39,15 @@ async fn a_host_mutes_removes_and_ends_and_the_people_in_the_call_see_it() {
         let (ada, bob, kim) = (h.browser(), h.browser(), h.browser());
         ada.login("Ada").await;
         bob.login("Bob").await;
-        let r = ada
-            .post("/api/rooms", json!({ "guestsAllowed": true }))
-            .await;
-        let id = r.json::<Value>().await.expect("json")["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
-        let inv: Value = ada
-            .post(&format!("/api/rooms/{id}/invites"), json!({}))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let id = ada.create_room(json!({ "guestsAllowed": true })).await;
+        let invite = ada.invite(&id).await;
 
         let (_ada_c, _ada_e) = in_call(&ada, &id, json!({}), &livekit.server_url).await;
         let (bob_c, mut bob_e) = in_call(&bob, &id, json!({}), &livekit.server_url).await;
         let (kim_c, mut kim_e) = in_call(
             &kim,
             &id,
-            json!({ "name": "Kim", "invite": inv["token"] }),
+            json!({ "name": "Kim", "invite": invite }),
             &livekit.server_url,
         )
         .await;

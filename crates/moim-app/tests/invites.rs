@@ -15,13 +15,6 @@ use moim_proto::token::KeyStore;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn room(host: &common::Browser, settings: Value) -> String {
-    let r = host.post("/api/rooms", settings).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.expect("json");
-    v["id"].as_str().expect("id").to_string()
-}
-
 async fn invite(host: &common::Browser, room: &str, ask: Value) -> (StatusCode, Value) {
     let r = host.post(&format!("/api/rooms/{room}/invites"), ask).await;
     (r.status(), r.json().await.unwrap_or(Value::Null))
@@ -35,7 +28,9 @@ async fn guests_with_an_invite_join_under_the_names_they_type_until_it_is_used_u
         let h = Harness::start_with(store, Some(livekit.clone())).await;
         let ada = h.browser();
         ada.login("Ada").await;
-        let id = room(&ada, json!({ "title": "Open day", "guestsAllowed": true })).await;
+        let id = ada
+            .create_room(json!({ "title": "Open day", "guestsAllowed": true }))
+            .await;
         let (status, inv) = invite(&ada, &id, json!({ "maxUses": 2 })).await;
         assert_eq!(status, StatusCode::CREATED, "{inv}");
         let token = inv["token"].as_str().expect("token").to_string();
@@ -108,10 +103,12 @@ async fn an_invite_that_is_expired_foreign_or_for_a_closed_room_lets_nobody_in()
         let h = Harness::start_with(store, Some(livekit.clone())).await;
         let ada = h.browser();
         ada.login("Ada").await;
-        let open = room(&ada, json!({ "guestsAllowed": true })).await;
-        let other = room(&ada, json!({ "guestsAllowed": true })).await;
-        let closed = room(&ada, json!({})).await;
-        let lobby = room(&ada, json!({ "guestsAllowed": true, "lobby": true })).await;
+        let open = ada.create_room(json!({ "guestsAllowed": true })).await;
+        let other = ada.create_room(json!({ "guestsAllowed": true })).await;
+        let closed = ada.create_room(json!({})).await;
+        let lobby = ada
+            .create_room(json!({ "guestsAllowed": true, "lobby": true }))
+            .await;
         let join = |room: &str, body: Value| {
             let g = h.browser();
             let path = format!("/api/rooms/{room}/join");

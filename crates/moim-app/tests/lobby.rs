@@ -68,23 +68,10 @@ async fn a_guest_waits_until_the_host_admits_her_and_another_is_turned_away() {
         let (ada, bob) = (h.browser(), h.browser());
         ada.login("Ada").await;
         bob.login("Bob").await;
-        let r = ada
-            .post(
-                "/api/rooms",
-                json!({ "guestsAllowed": true, "lobby": true }),
-            )
+        let id = ada
+            .create_room(json!({ "guestsAllowed": true, "lobby": true }))
             .await;
-        let id = r.json::<Value>().await.expect("json")["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
-        let inv: Value = ada
-            .post(&format!("/api/rooms/{id}/invites"), json!({}))
-            .await
-            .json()
-            .await
-            .expect("json");
-        let invite = inv["token"].as_str().expect("token").to_string();
+        let invite = ada.invite(&id).await;
 
         let mut stream = ada
             .http

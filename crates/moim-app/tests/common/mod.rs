@@ -164,6 +164,24 @@ impl Browser {
         self.post("/auth/dev-login", json!({ "name": name })).await
     }
 
+    /// Creates a room with `settings`, as its host: the room's id.
+    pub async fn create_room(&self, settings: Value) -> String {
+        let r = self.post("/api/rooms", settings).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let room: Value = r.json().await.expect("json");
+        room["id"].as_str().expect("id").to_string()
+    }
+
+    /// A new invite to `room`, which this browser's user hosts: its token.
+    pub async fn invite(&self, room: &str) -> String {
+        let r = self
+            .post(&format!("/api/rooms/{room}/invites"), json!({}))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let inv: Value = r.json().await.expect("json");
+        inv["token"].as_str().expect("token").to_string()
+    }
+
     pub async fn me(&self) -> (StatusCode, Value) {
         let r = self.get("/api/me").await;
         (r.status(), r.json().await.unwrap_or(Value::Null))

@@ -11,7 +11,6 @@ pub struct Invite {
     pub room_id: String,
     pub expires_at: i64,
     pub max_uses: Option<i64>,
-    pub uses: i64,
 }
 
 /// What presenting an invite came to.

@@ -14,9 +14,7 @@ use livekit_api::services::{ServerError, ServiceError};
 use serde::{Deserialize, Serialize};
 
 use super::join::optional_json;
-use super::rooms::{hosts_only, no_room};
 use crate::error::ApiError;
-use crate::rooms::Role;
 use crate::App;
 
 #[derive(Deserialize, Default)]
@@ -42,18 +40,8 @@ impl App {
         jar: &CookieJar,
     ) -> Result<RoomClient, ApiError> {
         self.check_state_change(headers, jar)?;
-        let who = self.authenticate(jar).await?;
-        self.store().room(room).await?.ok_or_else(no_room)?;
-        if self.store().role(room, &who.sub).await? != Role::Host {
-            return Err(hosts_only());
-        }
-        let Some(livekit) = &self.0.config.livekit else {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_media_server",
-                "this app is not connected to a moim server: give it one's URL, API key and secret",
-            ));
-        };
+        self.hosted_room(room, jar).await?;
+        let livekit = self.media_server()?;
         let http_url = livekit
             .server_url
             .replacen("wss://", "https://", 1)

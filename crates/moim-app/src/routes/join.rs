@@ -16,7 +16,7 @@ use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 
 use super::auth::person_name;
-use super::rooms::{hosts_only, no_room};
+use super::rooms::no_room;
 use crate::error::ApiError;
 use crate::guard::ClientIp;
 use crate::invites::{Invite, Spent};
@@ -58,12 +58,8 @@ pub async fn create_invite(
     body: Bytes,
 ) -> Result<(StatusCode, Json<InviteView>), ApiError> {
     app.check_state_change(&headers, &jar)?;
-    let who = app.authenticate(&jar).await?;
+    let (_, host) = app.hosted_room(&id, &jar).await?;
     let ask: NewInvite = optional_json(&body)?;
-    app.store().room(&id).await?.ok_or_else(no_room)?;
-    if app.store().role(&id, &who.sub).await? != Role::Host {
-        return Err(hosts_only());
-    }
     let ttl = ask.expires_in_seconds.unwrap_or(INVITE_TTL_DEFAULT);
     if !(60..=INVITE_TTL_MAX).contains(&ttl) {
         return Err(ApiError::new(
@@ -88,10 +84,9 @@ pub async fn create_invite(
         room_id: id.clone(),
         expires_at: now + ttl,
         max_uses: ask.max_uses,
-        uses: 0,
     };
     app.store()
-        .create_invite(&token_hash(&token), &invite, &who.sub, now)
+        .create_invite(&token_hash(&token), &invite, &host, now)
         .await?;
     let url = format!("{}/r/{id}?invite={token}", app.0.config.public_origin);
     Ok((
@@ -147,13 +142,7 @@ pub async fn join(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let ask: JoinAsk = optional_json(&body)?;
-    let Some(livekit) = app.0.config.livekit.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_media_server",
-            "this app is not connected to a moim server: give it one's URL, API key and secret",
-        ));
-    };
+    let livekit = app.media_server()?.clone();
     let has_session = jar
         .get(&app.0.cookies.name(crate::cookies::ACCESS))
         .is_some();

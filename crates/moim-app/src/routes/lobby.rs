@@ -17,10 +17,8 @@ use axum_extra::extract::CookieJar;
 use serde::Serialize;
 
 use super::join::{Guest, Joiner};
-use super::rooms::{hosts_only, no_room};
 use crate::error::ApiError;
 use crate::lobby::{Ticket, TicketState, LOBBY_TTL};
-use crate::rooms::Role;
 use crate::{random_id, random_token, token_hash, App};
 
 /// How long a guest's request waits for a host's decision before it
@@ -130,15 +128,6 @@ async fn lobby_view(app: &App, room: &str) -> Result<LobbyView, ApiError> {
     })
 }
 
-async fn check_host(app: &App, room: &str, jar: &CookieJar) -> Result<(), ApiError> {
-    let who = app.authenticate(jar).await?;
-    app.store().room(room).await?.ok_or_else(no_room)?;
-    if app.store().role(room, &who.sub).await? != Role::Host {
-        return Err(hosts_only());
-    }
-    Ok(())
-}
-
 /// `GET /api/rooms/{id}/lobby`: who waits, as JSON, or with `Accept:
 /// text/event-stream` as a stream of `lobby` events, one at once and one
 /// on every change.
@@ -148,7 +137,7 @@ pub async fn show(
     headers: HeaderMap,
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
-    check_host(&app, &room, &jar).await?;
+    app.hosted_room(&room, &jar).await?;
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -188,7 +177,7 @@ async fn decide(
     state: TicketState,
 ) -> Result<StatusCode, ApiError> {
     app.check_state_change(&headers, &jar)?;
-    check_host(&app, &room, &jar).await?;
+    app.hosted_room(&room, &jar).await?;
     if !app
         .store()
         .decide_ticket(&room, &ticket, state, app.now())

@@ -83,7 +83,36 @@ pub(super) fn no_room() -> ApiError {
     )
 }
 
-pub(super) fn hosts_only() -> ApiError {
+impl App {
+    /// The room and its host's id, when the caller is logged in and hosts
+    /// it: every host-only endpoint starts here.
+    pub(super) async fn hosted_room(
+        &self,
+        id: &str,
+        jar: &CookieJar,
+    ) -> Result<(Room, String), ApiError> {
+        let who = self.authenticate(jar).await?;
+        let room = self.store().room(id).await?.ok_or_else(no_room)?;
+        if self.store().role(id, &who.sub).await? != Role::Host {
+            return Err(hosts_only());
+        }
+        Ok((room, who.sub))
+    }
+
+    /// The media server join tokens are minted for and host actions go to.
+    pub(super) fn media_server(&self) -> Result<&crate::LiveKitAccess, ApiError> {
+        self.0.config.livekit.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_media_server",
+                "this app is not connected to a moim server: give it one's URL, API key and \
+                 secret (moim serve does so with its first API key)",
+            )
+        })
+    }
+}
+
+fn hosts_only() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "host_only",
@@ -148,12 +177,8 @@ pub async fn update(
     body: Result<Json<RoomChange>, JsonRejection>,
 ) -> Result<Json<RoomView>, ApiError> {
     app.check_state_change(&headers, &jar)?;
-    let who = app.authenticate(&jar).await?;
+    let (mut room, _) = app.hosted_room(&id, &jar).await?;
     let Json(change) = body.map_err(ApiError::bad_json)?;
-    let mut room = app.store().room(&id).await?.ok_or_else(no_room)?;
-    if app.store().role(&id, &who.sub).await? != Role::Host {
-        return Err(hosts_only());
-    }
     if let Some(t) = &change.title {
         room.title = title(t)?;
     }
@@ -169,11 +194,7 @@ pub async fn delete(
     jar: CookieJar,
 ) -> Result<StatusCode, ApiError> {
     app.check_state_change(&headers, &jar)?;
-    let who = app.authenticate(&jar).await?;
-    app.store().room(&id).await?.ok_or_else(no_room)?;
-    if app.store().role(&id, &who.sub).await? != Role::Host {
-        return Err(hosts_only());
-    }
+    app.hosted_room(&id, &jar).await?;
     app.store().delete_room(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,8 @@ write: Ada and Bob log in to `moim serve --dev`'s app back end (dev login,
 cookies, CSRF header), Ada creates a room, both ask /api/rooms/{id}/join
 and connect the SDK with the serverUrl and token they get. They land in
 that room, see each other by the names they logged in with, and only Ada
-holds host powers.
+holds host powers. A guest comes by invite through the lobby and is
+removed by the host, and the SDK says why.
 """
 
 from __future__ import annotations
@@ -80,3 +81,45 @@ async def scenario(moim: Moim) -> None:
 
 def test_the_apps_join_token_brings_the_python_sdk_into_the_room(moim):
     asyncio.run(scenario(moim))
+
+
+async def guest_scenario(moim: Moim) -> None:
+    """Kim, a guest with no account, comes by Ada's invite into a room with
+    the lobby on: she is told to wait, Ada admits her, her held request
+    answers a token the Python SDK joins with, Ada sees her by the name she
+    typed, and when Ada removes her the SDK says why it was disconnected."""
+    ada, kim = AppUser(moim.http_url), AppUser(moim.http_url)
+    ada.post("/auth/dev-login", {"name": "Ada"})
+    room_id = ada.post("/api/rooms", {"guestsAllowed": True, "lobby": True})["id"]
+    invite = ada.post(f"/api/rooms/{room_id}/invites", {"maxUses": 1})["token"]
+    waiting = kim.post(f"/api/rooms/{room_id}/join", {"name": "Kim", "invite": invite})
+    assert waiting["status"] == "waiting", waiting
+    lobby = json.loads(ada.http.open(moim.http_url + f"/api/rooms/{room_id}/lobby", timeout=10).read())
+    assert [g["name"] for g in lobby["waiting"]] == ["Kim"], lobby
+    ada.post(f"/api/rooms/{room_id}/lobby/{lobby['waiting'][0]['id']}/admit", {})
+    grant = kim.post(f"/api/rooms/{room_id}/join", {"ticket": waiting["ticket"]})
+    assert not jwt_claims.video_grant(grant["token"]).get("roomAdmin")
+    ada_room, kim_room = rtc.Room(), rtc.Room()
+    reasons: list[int] = []
+    kim_room.on("disconnected", lambda reason: reasons.append(reason))
+    try:
+        ada_grant = ada.post(f"/api/rooms/{room_id}/join", {})
+        await asyncio.wait_for(ada_room.connect(ada_grant["serverUrl"], ada_grant["token"]), 20)
+        await asyncio.wait_for(kim_room.connect(grant["serverUrl"], grant["token"]), 20)
+        await wait_until(lambda: len(ada_room.remote_participants) == 1, 10, "Ada to see Kim")
+        (kim_seen,) = ada_room.remote_participants.values()
+        assert kim_seen.name == "Kim" and kim_seen.identity.startswith("guest-"), kim_seen.identity
+        ada.post(f"/api/rooms/{room_id}/participants/{kim_seen.identity}/remove", {})
+        await wait_until(lambda: bool(reasons), 10, "Kim's SDK to be disconnected")
+        assert reasons[0] == rtc.DisconnectReason.PARTICIPANT_REMOVED, reasons
+        log(f"guest by invite and lobby: Kim admitted, seen by Ada, removed (reason {reasons[0]})")
+    except BaseException:
+        print(moim.log_tail(40), flush=True)
+        raise
+    finally:
+        await kim_room.disconnect()
+        await ada_room.disconnect()
+
+
+def test_a_guest_admitted_from_the_lobby_joins_with_the_python_sdk_and_is_removed_by_the_host(moim):
+    asyncio.run(guest_scenario(moim))

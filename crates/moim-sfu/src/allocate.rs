@@ -12,7 +12,13 @@
 //! then the rest. First every track gets its lowest layer, in that order;
 //! then, in the same order, each goes up as far as what is left allows.
 //! A track pauses when its lowest layer does not fit in what the tracks
-//! before it left, and so does every track after it.
+//! before it left, and so does every track after it. The first track is
+//! never paused for lack of room: a viewer on the thinnest link still sees
+//! the screen share or the speaker, at its lowest layer, as LiveKit's
+//! default (no pausing at all) would show every track. Pausing it too
+//! saved little (a lowest layer is 30 to 150 kbit/s) and cost much: a
+//! screen share's rate swings with what is on the screen, and each resume
+//! needs a keyframe whose burst read as congestion and paused it again.
 //!
 //! Going down happens at once: over the estimate, packets queue in the
 //! pacer and arrive late. Going up waits until the estimate has a margin
@@ -112,7 +118,7 @@ impl Plan {
 /// The best grants that fit `budget`, ignoring what was granted before.
 ///
 /// Without `may_pause`, a track whose lowest layer does not fit gets it
-/// anyway.
+/// anyway; so does the first track in priority order, always.
 pub fn plan(budget: u64, audio: u64, wants: &[VideoWant], may_pause: bool) -> Plan {
     let mut order: Vec<usize> = (0..wants.len()).collect();
     order.sort_by_key(|&i| {
@@ -134,9 +140,11 @@ pub fn plan(budget: u64, audio: u64, wants: &[VideoWant], may_pause: bool) -> Pl
     // not given to a lower one, or two tracks whose measured rates wobble
     // would take turns.
     let mut refused = false;
+    let mut first = true;
     for &i in &order {
         if let Some((layer, rate)) = wants[i].usable().next() {
-            if !may_pause || (!refused && rate <= left) {
+            let floor = std::mem::take(&mut first);
+            if !may_pause || floor || (!refused && rate <= left) {
                 left = left.saturating_sub(rate);
                 grants[i] = Allowance::UpTo(layer);
             } else {
@@ -207,10 +215,36 @@ pub struct Allocator {
     rtt_floor: Option<Duration>,
     /// Reports in a row that showed congestive loss.
     lossy_reports: u8,
+    /// The desired rate last told to the estimator (see `DESIRED_STEP`).
+    told_desired: Option<u64>,
 }
 
 /// Reports in a row that must show loss before it counts as congestion.
 pub const LOSSY_REPORTS: u8 = 2;
+
+/// On a link that has shown congestion, tracks are planned into this share
+/// of the estimate. An encoder smooths its own output to its target; an SFU
+/// forwards another's keyframes and a screen share's bursts as they come,
+/// and on a link planned full each burst queued in front of the screen
+/// share: on 400 kbit/s it froze for 8.5 s of 25 with a camera planned in
+/// beside it, and not at all with the camera paused.
+pub const CONGESTED_HEADROOM: f64 = 0.85;
+
+/// On a congested link, the desired rate told to the estimator moves only
+/// when it changes by more than this factor. str0m sends a probe each time
+/// the desired rate rises above the estimate, and measured layer rates
+/// wobble by a few percent every window: unheld, a full link was probed
+/// every second. (On a link that has shown no congestion those probes are
+/// welcome: they are how a new subscriber's estimate climbs from its
+/// 300 kbit/s start within a second or two.)
+pub const DESIRED_STEP: f64 = 1.2;
+
+/// On a congested link that cannot carry everything, the estimator probes
+/// for at most this many times the next step up, not for everything asked
+/// for: its periodic probes go to twice the desired rate, and on a
+/// 400 kbit/s link with 2.3 Mbit/s asked for, a probe at 4.6 Mbit/s every
+/// five seconds overran the queue and knocked the estimate down each time.
+pub const SHORT_PROBE_FACTOR: u64 = 2;
 
 /// What changed for one track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +268,12 @@ impl Allocator {
     /// the shard should allocate now rather than at its next tick.
     pub fn set_estimate(&mut self, bps: u64) -> bool {
         self.estimate = Some(bps);
-        bps < self.used
+        let budget = if self.congested {
+            (bps as f64 * CONGESTED_HEADROOM) as u64
+        } else {
+            bps
+        };
+        budget < self.used
     }
 
     /// A report on the link: downlink loss and round-trip time. True when
@@ -275,6 +314,11 @@ impl Allocator {
             return Decision::default();
         };
         let may_pause = self.congested;
+        let budget = if may_pause {
+            (estimate as f64 * CONGESTED_HEADROOM) as u64
+        } else {
+            estimate
+        };
         let current: Vec<Allowance> = wants.iter().map(|w| w.granted).collect();
         let current_cost = audio
             + wants
@@ -286,21 +330,16 @@ impl Allocator {
                     g => w.cost(*g),
                 })
                 .sum::<u64>();
-        let full = plan(estimate, audio, wants, may_pause);
+        let full = plan(budget, audio, wants, may_pause);
         // A first allocation: some sending track has never been limited.
         let unlimited = wants
             .iter()
             .any(|w| w.granted == Allowance::Any && w.usable().next().is_some());
-        let chosen = if current_cost > estimate || unlimited {
+        let chosen = if current_cost > budget || unlimited {
             // Down at once (and a first allocation takes what fits).
             full
         } else {
-            let careful = plan(
-                (estimate as f64 / UP_MARGIN) as u64,
-                audio,
-                wants,
-                may_pause,
-            );
+            let careful = plan((budget as f64 / UP_MARGIN) as u64, audio, wants, may_pause);
             let rises = careful
                 .grants
                 .iter()
@@ -322,7 +361,7 @@ impl Allocator {
                 current.clone()
             };
             let kept = summarize(audio, wants, grants);
-            if kept.used > estimate {
+            if kept.used > budget {
                 // Rises on top of what is kept no longer fit together.
                 full
             } else {
@@ -354,11 +393,29 @@ impl Allocator {
             self.congested = false;
         }
         self.used = chosen.used;
+        let minimum = chosen.next_step.unwrap_or(chosen.used).max(chosen.used);
+        let desired = match chosen.next_step {
+            Some(next) if self.congested => chosen.wanted.min(next * SHORT_PROBE_FACTOR),
+            _ => chosen.wanted,
+        };
         Decision {
             changes,
-            minimum: chosen.next_step.unwrap_or(chosen.used).max(chosen.used),
-            desired: chosen.wanted,
+            minimum,
+            desired: self.hold_desired(desired),
         }
+    }
+
+    /// `desired`, unless the link is congested and it is within
+    /// `DESIRED_STEP` of what was last told.
+    fn hold_desired(&mut self, desired: u64) -> u64 {
+        let held = self.told_desired.filter(|&told| {
+            self.congested
+                && (desired as f64) < told as f64 * DESIRED_STEP
+                && desired as f64 * DESIRED_STEP > told as f64
+        });
+        let told = held.unwrap_or(desired);
+        self.told_desired = Some(told);
+        told
     }
 }
 

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
+echo "== moim meet: TypeScript check and Vite build (web/meet)"
+scripts/build-meet.sh
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -23,9 +25,9 @@ export MOIM_TEST_OIDC=1
 cargo test --workspace 2>&1 | tee target/cargo-test.log
 scripts/postgres.sh stop "$pg_dir"
 trap - EXIT
-echo "== browser tests (livekit-client in Chromium)"
+echo "== browser tests (livekit-client in Chromium; moim meet end to end)"
 cargo build -p moim
-(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs dynacast.mjs svc.mjs)
+(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs dynacast.mjs svc.mjs meet.mjs)
 echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moim, both signalling paths)"
 tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"

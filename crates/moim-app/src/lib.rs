@@ -28,6 +28,7 @@ mod guard;
 pub mod invites;
 pub mod lobby;
 pub mod login;
+pub mod meet;
 pub mod ratelimit;
 pub mod refresh;
 pub mod rooms;

@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// --domain and TLS, else http://127.0.0.1:<port>.
     #[arg(long, env = "MOIM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The built meeting app (moim meet) served at /. Default: the first
+    /// of <binary's dir>/../share/moim/meet, <binary's dir>/meet, and the
+    /// source tree's web/meet/dist.
+    #[arg(long, env = "MOIM_MEET_DIR")]
+    meet_dir: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -152,13 +157,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let mut app_config = app_config(&args, &config);
     app_config.providers = providers;
+    let meet = moim_app::meet::router(
+        moim_app::meet::MeetFiles::find(&meet_dirs(&args)),
+        &app_config.public_origin,
+    );
     runtime.block_on(async move {
         let app = match open_app(app_config, &args).await {
             Ok(a) => a,
             Err(e) => return fail(e),
         };
         let server = match moim_server::Server::bind(config).await {
-            Ok(s) => s.with_routes(app.router()),
+            Ok(s) => s.with_routes(app.router()).with_routes(meet),
             Err(e) => return fail(e),
         };
         tokio::spawn(forward_signals(server.shutdown()));
@@ -167,6 +176,23 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => fail(e),
         }
     })
+}
+
+/// Where the built meeting app may be, in the order looked at.
+fn meet_dirs(args: &ServeArgs) -> Vec<PathBuf> {
+    if let Some(dir) = &args.meet_dir {
+        return vec![dir.clone()];
+    }
+    let mut dirs = Vec::new();
+    if let Some(bin_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
+        dirs.push(bin_dir.join("../share/moim/meet"));
+        dirs.push(bin_dir.join("meet"));
+    }
+    dirs.push(PathBuf::from(moim_app::meet::SOURCE_TREE_DIST));
+    dirs
 }
 
 /// The app's settings from the server's: where browsers reach it, and the

@@ -333,7 +333,12 @@ function pageInitScript() {
  * Launches Chromium with a fresh user-data-dir. Returns {context, newPage(label), close}.
  * Every page's console and page errors are kept for failure reports.
  */
-export async function launchBrowser(pageOrigin) {
+/**
+ * A Chromium of its own (profile, cookies). `pageOrigin` is granted camera and microphone.
+ * `without` drops flags from CHROMIUM_ARGS (`--use-fake-ui-for-media-stream`, to let a
+ * permission prompt be refused); `extraArgs` adds some.
+ */
+export async function launchBrowser(pageOrigin, { without = [], extraArgs = [] } = {}) {
   const { chromium } = await import('playwright-core');
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium)`);
@@ -342,7 +347,7 @@ export async function launchBrowser(pageOrigin) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS.filter((a) => !without.includes(a)), ...extraArgs],
     timeout: 30_000,
   });
   if (pageOrigin) {

@@ -61,8 +61,10 @@ describe('moim meet: from the home page to a guest removed by the host', { timeo
   let server;
   let adaBrowser;
   let kimBrowser;
+  let leeBrowser;
   let ada;
   let kim;
+  let lee;
   let inviteUrl;
   const diag = () => `\n${ada ? consoleTail(ada, 30) : ''}\n${kim ? consoleTail(kim, 30) : ''}\n${server?.logTail(30) ?? ''}`;
 
@@ -73,14 +75,17 @@ describe('moim meet: from the home page to a guest removed by the host', { timeo
     await server.start();
     adaBrowser = await launchBrowser(server.httpUrl);
     kimBrowser = await launchBrowser(server.httpUrl);
+    leeBrowser = await launchBrowser(server.httpUrl);
     ada = await adaBrowser.newPage('ada');
     kim = await kimBrowser.newPage('kim');
-    for (const page of [ada, kim]) await page.setViewportSize(DESKTOP);
+    lee = await leeBrowser.newPage('lee');
+    for (const page of [ada, kim, lee]) await page.setViewportSize(DESKTOP);
   });
 
   after(async () => {
     await adaBrowser?.close();
     await kimBrowser?.close();
+    await leeBrowser?.close();
     await server?.stop();
   });
 
@@ -134,6 +139,27 @@ describe('moim meet: from the home page to a guest removed by the host', { timeo
     await ada.locator('#chat-input').press('Enter');
     await kim.locator('[data-testid=chat-log] li', { hasText: 'Welcome, Kim!' }).waitFor({ timeout: 10_000 });
     assert.match(await kim.locator('[data-testid=chat-log] li').last().innerText(), /Ada/);
+    await kim.locator('#chat-input').fill('Thanks, Ada');
+    await kim.locator('#chat-input').press('Enter');
+    await ada.locator('[data-testid=chat-log] li', { hasText: 'Thanks, Ada' }).waitFor({ timeout: 10_000 });
+  });
+
+  test('Lee logs in and joins late by the link; the chat so far is there for him, in order', async () => {
+    const roomPath = new URL(inviteUrl).pathname;
+    await lee.goto(server.httpUrl + '/');
+    await lee.locator('#dev-name').fill('Lee');
+    await lee.getByRole('button', { name: 'Log in' }).click();
+    await lee.getByRole('heading', { name: 'New meeting' }).waitFor();
+    await lee.goto(server.httpUrl + roomPath);
+    await lee.getByRole('button', { name: 'Join now' }).click();
+    await lee.locator('[data-testid=toggle-mic]').waitFor({ timeout: 20_000 });
+    const log = lee.locator('[data-testid=chat-log] li');
+    await log.nth(1).waitFor({ timeout: 10_000 });
+    const lines = await log.allInnerTexts();
+    assert.equal(lines.length, 2, `each message once: ${JSON.stringify(lines)}`);
+    assert.match(lines[0], /Ada[\s\S]*Welcome, Kim!/);
+    assert.match(lines[1], /Kim[\s\S]*Thanks, Ada/);
+    await flowing(lee, 'Ada', ['camera']);
   });
 
   test("Kim shares her screen and Ada decodes it", async () => {
@@ -141,6 +167,7 @@ describe('moim meet: from the home page to a guest removed by the host', { timeo
     await ada.locator('.tile[data-source=screen_share]').waitFor({ timeout: 15_000 });
     const atAda = await flowing(ada, 'Kim', ['screen']);
     console.log(`Ada decodes Kim's screen: ${atAda.first.screen} -> ${atAda.last.screen} frames`);
+    await ada.locator('.tile[data-source=camera]').nth(2).waitFor({ timeout: 10_000 });
     await shoot(ada, 'room', DESKTOP);
     await shoot(ada, 'room', PHONE);
   });
@@ -152,11 +179,17 @@ describe('moim meet: from the home page to a guest removed by the host', { timeo
     await ada.getByRole('button', { name: 'Remove: Kim' }).click();
     await kim.locator('[data-testid=ending][data-ending=removed]').waitFor({ timeout: 10_000 });
     assert.match(await kim.locator('[data-testid=ending] h1').innerText(), /removed you/);
-    await ada.locator('.tile[data-source=camera]').nth(1).waitFor({ state: 'detached', timeout: 10_000 });
+    await waitFor(async () => (await ada.locator('.tile[data-source=camera]').count()) === 2, { describe: diag });
+  });
+
+  test('Lee leaves; his page says he left and offers to rejoin', async () => {
+    await lee.getByRole('button', { name: 'Leave' }).click();
+    await lee.locator('[data-testid=ending][data-ending=left]').waitFor({ timeout: 10_000 });
+    assert.equal(await lee.getByRole('link', { name: 'Rejoin' }).getAttribute('href'), new URL(inviteUrl).pathname);
   });
 
   test('neither page logged an error', () => {
-    const errors = [ada, kim].flatMap((p) => p.consoleLog.filter((l) => / (error|PAGEERROR): /.test(l)));
+    const errors = [ada, kim, lee].flatMap((p) => p.consoleLog.filter((l) => / (error|PAGEERROR): /.test(l)));
     assert.deepEqual(errors, [], 'console errors in normal use');
   });
 });

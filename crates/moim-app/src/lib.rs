@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 
 pub mod access;
+pub mod chat;
 pub mod cookies;
 pub mod error;
 mod guard;

@@ -41,6 +41,14 @@ export interface Waiting {
   status: 'waiting';
 }
 
+export interface ChatEntry {
+  id: string;
+  identity: string;
+  name: string;
+  text: string;
+  sentAt: number;
+}
+
 export interface LobbyGuest {
   id: string;
   name: string;
@@ -69,8 +77,8 @@ function csrfToken(): string | undefined {
   return undefined;
 }
 
-async function send(method: string, path: string, body?: unknown): Promise<Response> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+async function send(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Response> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   const csrf = csrfToken();
   if (csrf) headers['x-csrf-token'] = csrf;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -157,6 +165,16 @@ export const api = {
   remove: (id: string, identity: string) =>
     nothing('POST', `${room(id)}/participants/${encodeURIComponent(identity)}/remove`),
   end: (id: string) => nothing('POST', `${room(id)}/end`),
+  /** The meeting's chat history; `token` is the join token (guests have no session). */
+  chatHistory: async (id: string, token: string): Promise<ChatEntry[]> => {
+    const res = await send('GET', `${room(id)}/chat`, undefined, { authorization: `Bearer ${token}` });
+    if (!res.ok) throw await errorOf(res);
+    return ((await res.json()) as { messages: ChatEntry[] }).messages;
+  },
+  keepChat: async (id: string, token: string, message: { id: string; text: string }): Promise<void> => {
+    const res = await send('POST', `${room(id)}/chat`, message, { authorization: `Bearer ${token}` });
+    if (!res.ok) throw await errorOf(res);
+  },
 };
 
 export function isGrant(r: JoinGrant | Waiting): r is JoinGrant {

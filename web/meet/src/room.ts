@@ -71,7 +71,7 @@ export async function roomView(entry: Entry, rejoinPath: string): Promise<HTMLEl
   const controls = controlBar(room, entry);
   page.append(
     h('header', { class: 'bar' }, h('b', {}, entry.title), h('span', { class: 'spacer' }), entry.isHost ? inviteButton(entry.roomId) : null, h('code', {}, entry.roomId)),
-    h('div', { class: 'stage' }, grid.element, h('aside', { class: 'sides' }, peoplePanel(room, entry.roomId, entry.isHost), chatPanel(room))),
+    h('div', { class: 'stage' }, grid.element, h('aside', { class: 'sides' }, peoplePanel(room, entry.roomId, entry.isHost), chatPanel(room, entry.roomId, entry.grant.token))),
     controls,
     audioSink,
   );

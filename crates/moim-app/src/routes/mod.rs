@@ -6,6 +6,7 @@ use axum::Router;
 use crate::App;
 
 mod auth;
+mod chat;
 mod host;
 mod join;
 mod lobby;
@@ -38,6 +39,7 @@ pub fn router(app: App) -> Router {
             post(host::remove),
         )
         .route("/api/rooms/{id}/end", post(host::end))
+        .route("/api/rooms/{id}/chat", get(chat::history).post(chat::post))
         .route("/api/rooms/{id}/lobby", get(lobby::show))
         .route("/api/rooms/{id}/lobby/{ticket}/admit", post(lobby::admit))
         .route("/api/rooms/{id}/lobby/{ticket}/deny", post(lobby::deny))

@@ -101,12 +101,15 @@ export async function pickPorts() {
 // moim server
 
 export class MoimServer {
-  /** `args` are added to `moim serve`'s flags, `env` to its environment. */
-  constructor({ args = [], env = {} } = {}) {
+  /**
+   * `args` are added to `moim serve`'s flags, `env` to its environment. `ports` (from
+   * pickPorts) fixes the ports, for a test that must name them before moim starts.
+   */
+  constructor({ args = [], env = {}, ports = null } = {}) {
     this.extraArgs = args;
     this.extraEnv = env;
     this.proc = null;
-    this.ports = null;
+    this.ports = ports;
     this.logFile = null;
     this.exit = null; // {code, signal} once exited
   }
@@ -133,7 +136,7 @@ export class MoimServer {
     } catch {
       throw new Error(`moim server binary at ${bin} is not executable`);
     }
-    this.ports = await pickPorts();
+    this.ports ??= await pickPorts();
     fs.mkdirSync(OUT_DIR, { recursive: true });
     this.logFile = path.join(OUT_DIR, `moim-server-${Date.now()}.log`);
     const extra = (process.env.MOIM_BROWSER_EXTRA_ARGS || '').split(/\s+/).filter(Boolean);

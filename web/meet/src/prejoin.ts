@@ -114,11 +114,18 @@ export async function prejoinView(roomId: string, invite: string | null, onJoin:
     joinButton,
     status,
   );
+  // Ask for both at once, so the browser shows one permission prompt.
+  const devicesReady = (async () => {
+    await Promise.all([startVideo(), startAudio()]);
+    await fillDevices();
+  })();
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     joinButton.disabled = true;
     const body = me ? {} : { name: name.value.trim(), invite: invite ?? undefined };
-    enter(roomId, body, status)
+    // A click before the camera and microphone have started still takes them in.
+    devicesReady
+      .then(() => enter(roomId, body, status))
       .then((grant) => {
         meter.watch(null);
         onJoin({ roomId, title, grant, isHost, choices: { name: name.value.trim(), audio, video, speakerId: speakerSelect.value || undefined } });
@@ -130,11 +137,6 @@ export async function prejoinView(roomId: string, invite: string | null, onJoin:
       });
   });
 
-  // Ask for both at once, so the browser shows one permission prompt.
-  void (async () => {
-    await Promise.all([startVideo(), startAudio()]);
-    await fillDevices();
-  })();
   return h('div', { class: 'page' }, header(rerender), form);
 }
 

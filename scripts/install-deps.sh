@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The meet app's screenshots show its reaction buttons; Chromium needs a colour emoji font.
+dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q 'install ok installed' || need+=(fonts-noto-color-emoji)
 command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)

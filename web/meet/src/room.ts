@@ -19,6 +19,8 @@ import { t } from './i18n';
 import { endingOf, leftView } from './left';
 import { peoplePanel } from './people';
 import type { Entry } from './prejoin';
+import { devicePicker } from './devices';
+import { handButton, reactionBar } from './gestures';
 import { Grid } from './tiles';
 
 /** Joins the room and returns its page; on the way out the page is replaced by the ending's. */
@@ -54,6 +56,7 @@ export async function roomView(entry: Entry, rejoinPath: string): Promise<HTMLEl
     .on(RoomEvent.LocalTrackUnpublished, () => sync(room.localParticipant))
     .on(RoomEvent.ActiveSpeakersChanged, (speakers) => grid.speaking(speakers))
     .on(RoomEvent.ConnectionQualityChanged, (_q, p) => grid.quality(p))
+    .on(RoomEvent.ParticipantAttributesChanged, (_changed, p) => sync(p))
     .on(RoomEvent.MediaDevicesError, (e) => report(deviceProblem(e)));
 
   const page = h('div', { class: 'page room', 'data-room': entry.roomId });
@@ -68,7 +71,7 @@ export async function roomView(entry: Entry, rejoinPath: string): Promise<HTMLEl
     for (const track of [entry.choices.audio, entry.choices.video]) track?.stop();
     throw new Error(connectProblem(e));
   }
-  const controls = controlBar(room, entry);
+  const controls = controlBar(room, entry, grid);
   page.append(
     h('header', { class: 'bar' }, h('b', {}, entry.title), h('span', { class: 'spacer' }), entry.isHost ? inviteButton(entry.roomId) : null, h('code', {}, entry.roomId)),
     h('div', { class: 'stage' }, grid.element, h('aside', { class: 'sides' }, peoplePanel(room, entry.roomId, entry.isHost), chatPanel(room, entry.roomId, entry.grant.token))),
@@ -94,7 +97,7 @@ function connectProblem(e: unknown): string {
   return apiProblem(e);
 }
 
-function controlBar(room: Room, entry: Entry): HTMLElement {
+function controlBar(room: Room, entry: Entry, grid: Grid): HTMLElement {
   const local = room.localParticipant;
   const mic = h('button', { type: 'button', 'data-testid': 'toggle-mic', 'aria-pressed': 'false' });
   const cam = h('button', { type: 'button', 'data-testid': 'toggle-camera', 'aria-pressed': 'false' });
@@ -133,7 +136,14 @@ function controlBar(room: Room, entry: Entry): HTMLElement {
   });
   room.on(RoomEvent.LocalTrackPublished, label).on(RoomEvent.LocalTrackUnpublished, label).on(RoomEvent.TrackUnmuted, label);
   const leave = h('button', { type: 'button', class: 'danger', onclick: () => void room.disconnect() }, t('leave'));
-  const bar = h('nav', { class: 'controls', 'aria-label': 'controls' }, mic, cam, screen, leave);
+  const view = h('button', { type: 'button', 'data-testid': 'toggle-view', 'aria-pressed': 'false' }, t('speakerView'));
+  view.addEventListener('click', () => {
+    const speaker = view.getAttribute('aria-pressed') !== 'true';
+    grid.setView(speaker ? 'speaker' : 'grid');
+    view.setAttribute('aria-pressed', String(speaker));
+    view.textContent = speaker ? t('gridView') : t('speakerView');
+  });
+  const bar = h('nav', { class: 'controls', 'aria-label': 'controls' }, mic, cam, screen, handButton(room), reactionBar(room, grid), view, devicePicker(room), leave);
   if (entry.isHost) {
     bar.append(h('button', { type: 'button', class: 'danger', onclick: () => void api.end(entry.roomId).catch((e) => report(apiProblem(e))) }, t('endForAll')));
   }

@@ -181,6 +181,10 @@ pub async fn join(
         can_publish: Some(true),
         can_subscribe: Some(true),
         can_publish_data: Some(true),
+        // A raised hand is a participant attribute the participant sets
+        // (moim meet's `hand`); the same grant lets them change their own
+        // name and metadata, which LiveKit does not grant apart.
+        can_update_own_metadata: Some(true),
         ..Default::default()
     };
     let now = app.now().max(0) as u64;

@@ -79,6 +79,55 @@ describe('moim meet names what went wrong', { timeout: 180_000 }, () => {
     }
   });
 
+  test('a machine with no camera or microphone is told to plug one in or join without', async () => {
+    // Chromium with neither fake devices nor real ones, as on a server or a desktop without a webcam.
+    const browser = await launchBrowser(null, { without: ['--use-fake-device-for-media-stream'] });
+    try {
+      const page = await browser.newPage('no-devices');
+      await hostAMeeting(page, server.httpUrl);
+      const text = await problem(page);
+      assert.match(text, /No camera or microphone was found/, `${text}\n${consoleTail(page, 20)}`);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('a server announcing an address the browser cannot reach: joined, but media does not connect', async () => {
+    // The seed team's deployment: signalling works, media is sent to an address nobody
+    // reaches (192.0.2.1 is TEST-NET-1, RFC 5737), and there is no TURN to fall back on.
+    const unreachable = meetServer(['--node-ip', '192.0.2.1', '--no-turn']);
+    await unreachable.start();
+    const browser = await launchBrowser(unreachable.httpUrl);
+    try {
+      const page = await browser.newPage('no-media');
+      await hostAMeeting(page, unreachable.httpUrl);
+      await page.getByRole('button', { name: 'Join now' }).click();
+      const box = page.locator('[data-testid=problem]').first();
+      await box.waitFor({ timeout: 45_000 });
+      const text = await box.innerText();
+      assert.match(text, /media could not connect.*moim doctor/s, `${text}\n${consoleTail(page, 20)}`);
+    } finally {
+      await browser.close();
+      await unreachable.stop();
+    }
+  });
+
+  test('a Korean browser gets the page in Korean, and the switch changes and keeps the language', async () => {
+    const browser = await launchBrowser(server.httpUrl, { extraArgs: ['--lang=ko-KR', '--accept-lang=ko-KR,ko'] });
+    try {
+      const page = await browser.newPage('korean');
+      await page.goto(server.httpUrl + '/');
+      await page.getByRole('heading', { name: '회의를 시작하거나 참여하려면 로그인하세요' }).waitFor({ timeout: 10_000 });
+      assert.equal(await page.evaluate(() => document.documentElement.lang), 'ko');
+      await page.getByRole('combobox', { name: '언어' }).selectOption('en');
+      await page.getByRole('heading', { name: 'Log in to start or join a meeting' }).waitFor({ timeout: 5_000 });
+      await page.reload();
+      await page.getByRole('heading', { name: 'Log in to start or join a meeting' }).waitFor({ timeout: 10_000 });
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('a page on plain http under a name other than this machine says it needs HTTPS', async () => {
     const port = new URL(server.httpUrl).port;
     const browser = await launchBrowser(null, { extraArgs: ['--host-resolver-rules=MAP meet.test 127.0.0.1'] });

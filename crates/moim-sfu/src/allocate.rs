@@ -268,12 +268,16 @@ impl Allocator {
     /// the shard should allocate now rather than at its next tick.
     pub fn set_estimate(&mut self, bps: u64) -> bool {
         self.estimate = Some(bps);
-        let budget = if self.congested {
-            (bps as f64 * CONGESTED_HEADROOM) as u64
+        self.budget(bps) < self.used
+    }
+
+    /// What of `estimate` the tracks are planned into (see `CONGESTED_HEADROOM`).
+    fn budget(&self, estimate: u64) -> u64 {
+        if self.congested {
+            (estimate as f64 * CONGESTED_HEADROOM) as u64
         } else {
-            bps
-        };
-        budget < self.used
+            estimate
+        }
     }
 
     /// A report on the link: downlink loss and round-trip time. True when
@@ -314,11 +318,7 @@ impl Allocator {
             return Decision::default();
         };
         let may_pause = self.congested;
-        let budget = if may_pause {
-            (estimate as f64 * CONGESTED_HEADROOM) as u64
-        } else {
-            estimate
-        };
+        let budget = self.budget(estimate);
         let current: Vec<Allowance> = wants.iter().map(|w| w.granted).collect();
         let current_cost = audio
             + wants

@@ -256,6 +256,15 @@ impl App {
     }
 }
 
+/// The WebSocket URL on the same origin as `http_url` (`https://` becomes
+/// `wss://`, `http://` `ws://`): where livekit-client signals, and what the
+/// meet app's CSP lets it connect to.
+pub fn websocket_url(http_url: &str) -> String {
+    http_url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1)
+}
+
 /// A random identifier: `prefix` and 16 random bytes in base64url.
 pub(crate) fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", random_token(16))

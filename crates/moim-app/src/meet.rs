@@ -77,9 +77,7 @@ impl MeetFiles {
 
 /// The CSP for the app's pages, given the URL browsers reach it at.
 pub fn content_security_policy(public_url: &str) -> String {
-    let ws = public_url
-        .replacen("https://", "wss://", 1)
-        .replacen("http://", "ws://", 1);
+    let ws = crate::websocket_url(public_url);
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' {ws}; \
          img-src 'self' data: blob: https:; media-src 'self' blob: mediastream:; \

@@ -217,9 +217,7 @@ fn app_config(args: &ServeArgs, config: &moim_server::ServerConfig) -> moim_app:
     // the URL the page itself came from, with the WebSocket scheme.
     app.livekit = config.keys.keys().next().and_then(|key| {
         Some(moim_app::LiveKitAccess {
-            server_url: public
-                .replacen("https://", "wss://", 1)
-                .replacen("http://", "ws://", 1),
+            server_url: moim_app::websocket_url(&public),
             api_key: key.to_string(),
             api_secret: config.keys.secret(key)?.to_string(),
         })

@@ -35,14 +35,14 @@ export function apiProblem(e: unknown): string {
 }
 
 /** An alert box for the page; `role="alert"` so screen readers say it at once. */
-export function alertBox(message: string, id = 'problem'): HTMLElement {
+export function alertBox(message: string, id?: string): HTMLElement {
   return h('p', { class: 'alert', role: 'alert', id, 'data-testid': 'problem' }, message);
 }
 
 /** Shows `message` in the page's one problem slot, replacing the last. */
 export function report(message: string): void {
   document.getElementById('problem')?.remove();
-  const box = alertBox(message);
+  const box = alertBox(message, 'problem');
   const root = document.getElementById('app');
   root?.prepend(box);
 }

@@ -2,7 +2,7 @@
 
 import { api, type Room, type User } from './api';
 import { h } from './dom';
-import { apiProblem, report } from './errors';
+import { alertBox, apiProblem, report } from './errors';
 import { header } from './header';
 import { t } from './i18n';
 import { navigate } from './nav';
@@ -13,7 +13,7 @@ export async function homeView(): Promise<HTMLElement> {
   try {
     me = await api.me();
   } catch (e) {
-    return page(rerender, null, h('p', { class: 'alert', role: 'alert', 'data-testid': 'problem' }, apiProblem(e)));
+    return page(rerender, null, alertBox(apiProblem(e)));
   }
   if (!me) return page(rerender, null, await loginPanel(rerender));
   const user = me;
@@ -35,10 +35,10 @@ async function loginPanel(rerender: () => void): Promise<HTMLElement> {
   try {
     providers = await api.providers();
   } catch (e) {
-    panel.append(h('p', { class: 'alert', role: 'alert', 'data-testid': 'problem' }, apiProblem(e)));
+    panel.append(alertBox(apiProblem(e)));
     return panel;
   }
-  if (providers.length === 0) panel.append(h('p', { class: 'alert', role: 'alert' }, t('noProviders')));
+  if (providers.length === 0) panel.append(alertBox(t('noProviders')));
   const returnTo = encodeURIComponent(location.pathname + location.search);
   for (const p of providers) {
     if (p.kind === 'dev') {
@@ -116,7 +116,7 @@ async function roomList(): Promise<HTMLElement> {
   try {
     rooms = await api.rooms();
   } catch (e) {
-    section.append(h('p', { class: 'alert', role: 'alert' }, apiProblem(e)));
+    section.append(alertBox(apiProblem(e)));
     return section;
   }
   if (rooms.length === 0) section.append(h('p', {}, t('noRooms')));

@@ -1,7 +1,7 @@
 // moim meet's entry: the routes. `/` is home; `/r/<room id>[?invite=…]` the pre-join, then the meeting.
 
 import { show } from './dom';
-import { apiProblem, report } from './errors';
+import { alertBox, apiProblem, report } from './errors';
 import { homeView, roomIdFrom } from './home';
 import { render, setRouter } from './nav';
 import { prejoinView } from './prejoin';
@@ -13,7 +13,7 @@ setRouter(async (path, params) => {
   const match = /^\/r\/([^/]+)$/.exec(path);
   if (!match) return homeView();
   const roomId = roomIdFrom(match[1]!);
-  if (!roomId) return h('div', { class: 'page' }, h('p', { class: 'alert', role: 'alert', 'data-testid': 'problem' }, t('errRoomNotFound')));
+  if (!roomId) return h('div', { class: 'page' }, alertBox(t('errRoomNotFound')));
   const rejoin = path + (params.get('invite') ? `?invite=${params.get('invite')}` : '');
   return prejoinView(roomId, params.get('invite'), (entry) => {
     roomView(entry, rejoin).then(show, (e: unknown) => {

@@ -3,7 +3,7 @@
 import { createLocalAudioTrack, createLocalVideoTrack, Room, type LocalAudioTrack, type LocalVideoTrack } from 'livekit-client';
 import { api, ApiError, isGrant, type JoinGrant, type User } from './api';
 import { h } from './dom';
-import { apiProblem, deviceProblem } from './errors';
+import { alertBox, apiProblem, deviceProblem } from './errors';
 import { header } from './header';
 import { t } from './i18n';
 import { navigate } from './nav';
@@ -28,7 +28,7 @@ export interface Entry {
 export async function prejoinView(roomId: string, invite: string | null, onJoin: (e: Entry) => void): Promise<HTMLElement> {
   const rerender = () => void navigate(location.pathname + location.search);
   const problem = h('div', { class: 'problems' });
-  const say = (message: string) => problem.replaceChildren(h('p', { class: 'alert', role: 'alert', 'data-testid': 'problem' }, message));
+  const say = (message: string) => problem.replaceChildren(alertBox(message));
   let me: User | null = null;
   let title = roomId;
   let isHost = false;

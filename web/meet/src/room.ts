@@ -91,7 +91,7 @@ function connectProblem(e: unknown): string {
     if (e.reason === ConnectionErrorReason.ServerUnreachable || e.reason === ConnectionErrorReason.WebSocket) {
       return t('errWebSocket', { detail: e.message });
     }
-    if (e.reason === ConnectionErrorReason.NotAllowed) return t('errWebSocket', { detail: `${e.status ?? ''} ${e.message}`.trim() });
+    if (e.reason === ConnectionErrorReason.NotAllowed) return t('errTokenRefused', { detail: `${e.status ?? ''} ${e.message}`.trim() });
     if (/pc connection/.test(e.message)) return t('errMedia');
   }
   return apiProblem(e);

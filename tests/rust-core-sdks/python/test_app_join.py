@@ -123,3 +123,41 @@ async def guest_scenario(moim: Moim) -> None:
 
 def test_a_guest_admitted_from_the_lobby_joins_with_the_python_sdk_and_is_removed_by_the_host(moim):
     asyncio.run(guest_scenario(moim))
+
+
+async def hand_scenario(moim: Moim) -> None:
+    """moim meet's raised hand is the participant attribute `hand`, which the
+    app's join token lets a participant set: Bob raises his with the Python
+    SDK, Ada's SDK sees it change and lower again, as her meet page would."""
+    ada, bob = AppUser(moim.http_url), AppUser(moim.http_url)
+    ada.post("/auth/dev-login", {"name": "Ada"})
+    bob.post("/auth/dev-login", {"name": "Bob"})
+    room_id = ada.post("/api/rooms", {"title": "Hands"})["id"]
+    ada_room, bob_room = rtc.Room(), rtc.Room()
+    changes: list[dict] = []
+    ada_room.on(
+        "participant_attributes_changed",
+        lambda changed, participant: changes.append({"who": participant.name, **changed}),
+    )
+    try:
+        for who, room in ((ada, ada_room), (bob, bob_room)):
+            grant = who.post(f"/api/rooms/{room_id}/join", {})
+            assert jwt_claims.video_grant(grant["token"]).get("canUpdateOwnMetadata") is True
+            await asyncio.wait_for(room.connect(grant["serverUrl"], grant["token"]), 20)
+        await wait_until(lambda: len(ada_room.remote_participants) == 1, 10, "Ada to see Bob")
+        await asyncio.wait_for(bob_room.local_participant.set_attributes({"hand": "up"}), 10)
+        await wait_until(lambda: any(c.get("hand") == "up" for c in changes), 10, "Ada to see Bob's hand up")
+        await asyncio.wait_for(bob_room.local_participant.set_attributes({"hand": ""}), 10)
+        await wait_until(lambda: changes[-1].get("hand") == "", 10, "Ada to see Bob's hand down")
+        assert {c["who"] for c in changes} == {"Bob"}, changes
+        log(f"raised hand through the Python SDK: Ada saw {changes}")
+    except BaseException:
+        print(moim.log_tail(40), flush=True)
+        raise
+    finally:
+        await bob_room.disconnect()
+        await ada_room.disconnect()
+
+
+def test_a_hand_raised_with_the_python_sdk_is_seen_by_another(moim):
+    asyncio.run(hand_scenario(moim))

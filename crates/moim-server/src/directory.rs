@@ -64,6 +64,7 @@ impl LocalDirectory {
             media: self.0.media.clone(),
             webhooks: self.0.webhooks.clone(),
             census: self.0.census.clone(),
+            keys: self.0.config.keys.clone(),
         };
         let (handle, run) = room::spawn(name.to_string(), config, env);
         let directory = self.0.clone();

@@ -358,6 +358,8 @@ impl Sim {
             }
             RoomOutput::Media(command) => self.shard.command(self.now, command),
             RoomOutput::Webhook(event) => self.webhooks.push(event.event),
+            // The simulated participants never reconnect with a token.
+            RoomOutput::RefreshToken { .. } => {}
         }
     }
 

@@ -72,6 +72,12 @@
           app.data.push({ text, from: participant ? participant.identity : null, kind, topic, t: Date.now() });
           app.note('dataReceived', { from: participant?.identity, bytes: payload.byteLength, topic });
         });
+      // The engine keeps the token it reconnects with; the server replaces
+      // it with fresh ones (refresh_token). Only the expiry is noted.
+      room.engine.on(LK.EngineEvent.TokenRefreshed, (fresh) => {
+        const exp = LK.decodeTokenPayload(fresh).exp;
+        app.note('tokenRefreshed', { exp });
+      });
       statusEl().textContent = 'connecting';
       await room.connect(url, token);
       statusEl().textContent = 'connected';

@@ -4,6 +4,7 @@ behind its own proxy, and what it means for one to see and hear another."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 
 from harness import API_KEY, API_SECRET, CutProxy, Moim, log
@@ -70,19 +71,27 @@ class Person:
     def _on_reconnected(self) -> None:
         self.reconnected_at = time.monotonic()
 
-    async def join(self, room_name: str, single_pc: bool, dynacast: bool = False) -> None:
+    async def join(
+        self,
+        room_name: str,
+        single_pc: bool,
+        dynacast: bool = False,
+        ttl: datetime.timedelta | None = None,
+    ) -> None:
         if not self.proxy.port:  # a shared proxy is started once
             await self.proxy.start()
         token = (
             api.AccessToken(API_KEY, API_SECRET)
             .with_identity(self.identity)
             .with_grants(api.VideoGrants(room_join=True, room=room_name))
-            .to_jwt()
         )
+        if ttl is not None:
+            token = token.with_ttl(ttl)
+        self.token = token.to_jwt()
         options = rtc.RoomOptions(
             auto_subscribe=True, single_peer_connection=single_pc, dynacast=dynacast
         )
-        await asyncio.wait_for(self.room.connect(self.proxy.ws_url, token, options), 20)
+        await asyncio.wait_for(self.room.connect(self.proxy.ws_url, self.token, options), 20)
 
     @property
     def sid(self) -> str:

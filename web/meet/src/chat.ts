@@ -18,7 +18,8 @@ interface ChatMessage {
   at: number;
 }
 
-export function chatPanel(room: Room, roomId: string, token: string): HTMLElement {
+/** `token` gives the join token as it is now: the server replaces it while the meeting lasts. */
+export function chatPanel(room: Room, roomId: string, token: () => string): HTMLElement {
   const log = h('ol', { class: 'chat-log', 'aria-live': 'polite', 'data-testid': 'chat-log' });
   const input = h('input', { id: 'chat-input', maxlength: MAX_MESSAGE, placeholder: t('chatPlaceholder'), autocomplete: 'off' });
   const form = h('form', { class: 'chat-form' }, h('label', { for: 'chat-input', class: 'sr' }, t('chat')), input, h('button', { type: 'submit' }, t('send')));
@@ -39,7 +40,7 @@ export function chatPanel(room: Room, roomId: string, token: string): HTMLElemen
     const msg = parse(payload);
     if (msg) add(from ? nameOf(from) : '?', msg, false);
   });
-  void api.chatHistory(roomId, token).then(
+  void api.chatHistory(roomId, token()).then(
     (history) => {
       for (const m of history) add(m.name, { id: m.id, text: m.text, at: m.sentAt }, m.identity === room.localParticipant.identity);
     },
@@ -51,7 +52,7 @@ export function chatPanel(room: Room, roomId: string, token: string): HTMLElemen
     if (!text) return;
     const msg: ChatMessage = { id: crypto.randomUUID(), text, at: Date.now() };
     void room.localParticipant.publishData(new TextEncoder().encode(JSON.stringify(msg)), { reliable: true, topic: CHAT_TOPIC });
-    void api.keepChat(roomId, token, { id: msg.id, text }).catch((e) => report(apiProblem(e)));
+    void api.keepChat(roomId, token(), { id: msg.id, text }).catch((e) => report(apiProblem(e)));
     add(nameOf(room.localParticipant), msg, true);
     input.value = '';
   });

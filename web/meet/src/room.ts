@@ -65,6 +65,12 @@ export async function roomView(entry: Entry, rejoinPath: string): Promise<HTMLEl
     page.replaceWith(leftView(endingOf(reason), rejoinPath));
   });
 
+  // The join token lasts an hour; moim sends fresh ones while we are in the room
+  // (refresh_token). livekit-client reconnects with them; chat uses them too.
+  let token = entry.grant.token;
+  room.engine.on('tokenRefreshed', (fresh: string) => {
+    token = fresh;
+  });
   try {
     await room.connect(entry.grant.serverUrl, entry.grant.token);
   } catch (e) {
@@ -74,7 +80,7 @@ export async function roomView(entry: Entry, rejoinPath: string): Promise<HTMLEl
   const controls = controlBar(room, entry, grid);
   page.append(
     h('header', { class: 'bar' }, h('b', {}, entry.title), h('span', { class: 'spacer' }), entry.isHost ? inviteButton(entry.roomId) : null, h('code', {}, entry.roomId)),
-    h('div', { class: 'stage' }, grid.element, h('aside', { class: 'sides' }, peoplePanel(room, entry.roomId, entry.isHost), chatPanel(room, entry.roomId, entry.grant.token))),
+    h('div', { class: 'stage' }, grid.element, h('aside', { class: 'sides' }, peoplePanel(room, entry.roomId, entry.isHost), chatPanel(room, entry.roomId, () => token))),
     controls,
     audioSink,
   );

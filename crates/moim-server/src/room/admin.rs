@@ -231,6 +231,8 @@ impl RoomCore {
             });
         }
         self.broadcast_update(vec![info.clone()], Some(key));
+        // A reconnect must not bring back the grants the server API took.
+        self.refresh_token(key);
         Ok(AdminReply::Participant(info))
     }
 

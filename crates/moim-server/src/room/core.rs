@@ -144,6 +144,7 @@ impl RoomCore {
             .chain(self.speakers.due)
             .chain(self.qualities.due)
             .chain(self.dynacast.due)
+            .chain(self.next_token_refresh())
             .min()
     }
 
@@ -167,6 +168,7 @@ impl RoomCore {
         if self.dynacast.due.is_some_and(|t| t <= now.at) {
             self.decide_dynacast(now.at);
         }
+        self.refresh_due_tokens(now.at);
         for key in gone {
             info!(
                 participant = %key,

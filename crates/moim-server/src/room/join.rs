@@ -12,6 +12,7 @@ use super::core::{enabled_codecs, RoomCore};
 use super::error::JoinError;
 use super::output::{Now, SignalClose};
 use super::participant::{ConnectionId, Participant, ParticipantKey};
+use super::tokens::TokenOrigin;
 use crate::client_info::ClientProfile;
 use crate::server_info::{server_info, LIVEKIT_COMPATIBLE_VERSION};
 
@@ -125,6 +126,11 @@ impl RoomCore {
             joined_at: now.unix_secs(),
             active: false,
             client: params.client.clone(),
+            token: TokenOrigin {
+                api_key: claims.iss.clone(),
+                expires_at: claims.exp,
+            },
+            token_refresh_due: None,
         };
         let spec = |peer, role| PeerSpec {
             room: self.key,
@@ -174,6 +180,7 @@ impl RoomCore {
         let hidden = participant.hidden();
         let info = participant.info();
         self.participants.insert(key, participant);
+        self.refresh_token(key);
         self.empty_since = None;
         self.hook_joined(key);
         info!(room = %self.name, identity = %claims.sub, %sid, single_pc = params.single_pc, sdk = params.client.sdk_name(), protocol = params.client.protocol, "participant joined");
@@ -237,6 +244,7 @@ impl RoomCore {
                 self.out.media(Command::RestartIce { peer: p.receiver });
             }
         }
+        self.refresh_token(key);
         // Speakers, qualities and dynacast skip a participant that has no
         // connection; bring it up to date now that it has one.
         self.speakers.touch(self.at);

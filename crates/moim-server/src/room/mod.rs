@@ -20,6 +20,7 @@ mod quality;
 mod shell;
 mod signal_requests;
 mod speakers;
+mod tokens;
 pub mod wire;
 
 #[cfg(test)]
@@ -33,3 +34,4 @@ pub use join::{JoinParams, Joined};
 pub use output::{Now, RoomOutput, SignalClose};
 pub use participant::{ConnectionId, ParticipantKey};
 pub use shell::{spawn, Outbound, RoomEnv, RoomGone, RoomHandle, RoomInput};
+pub use tokens::TokenOrigin;

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use moim_proto::lk::{self, signal_response::Message as Resp};
+use moim_proto::token::Claims;
 use moim_sfu::Command;
 
 use super::participant::{ConnectionId, Participant};
@@ -54,6 +55,12 @@ pub enum RoomOutput {
     Media(Command),
     /// A webhook event, for the notifier.
     Webhook(Box<lk::WebhookEvent>),
+    /// A fresh access token for one signal connection: the shell signs
+    /// these claims and sends them as `refresh_token`.
+    RefreshToken {
+        to: ConnectionId,
+        claims: Box<Claims>,
+    },
 }
 
 /// The queue of outputs, kept apart from the room's state so that a room
@@ -77,6 +84,16 @@ impl Outbox {
     pub fn close(&mut self, p: &mut Participant, why: SignalClose) {
         if let Some(to) = p.connection.take() {
             self.0.push_back(RoomOutput::CloseSignal { to, why });
+        }
+    }
+
+    /// A fresh token for the participant's current signal connection.
+    pub fn refresh_token(&mut self, p: &Participant, claims: Claims) {
+        if let Some(to) = p.connection {
+            self.0.push_back(RoomOutput::RefreshToken {
+                to,
+                claims: Box::new(claims),
+            });
         }
     }
 

@@ -8,6 +8,7 @@ use moim_proto::token::VideoGrant;
 use moim_sfu::codec::VideoCodec;
 use moim_sfu::{PeerKey, TrackKey};
 
+use super::tokens::TokenOrigin;
 use crate::client_info::ClientProfile;
 
 /// One signal connection (WebSocket) of a participant. A participant that
@@ -80,6 +81,10 @@ pub struct Participant {
     pub active: bool,
     /// What the client said about itself; mirrored to the other clients.
     pub client: ClientProfile,
+    /// The token it joined with, for the fresh ones it is sent.
+    pub token: TokenOrigin,
+    /// When it is next sent a fresh token; `None` without a connection.
+    pub token_refresh_due: Option<Instant>,
 }
 
 impl Participant {

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use moim_proto::lk;
-use moim_proto::token::Claims;
+use moim_proto::token::{mint_claims, Claims, KeyStore};
 use moim_sfu::{Command, MediaEvent, MediaPlane};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
+use tracing::warn;
 
 use super::admin::{AdminRequest, AdminResult};
 use super::core::{RoomConfig, RoomCore};
@@ -90,6 +91,8 @@ pub struct RoomEnv {
     pub webhooks: Notifier,
     /// Participants in every room, for the drain.
     pub census: Arc<AtomicUsize>,
+    /// The API keys, to sign the participants' refreshed tokens.
+    pub keys: KeyStore,
 }
 
 /// Starts a room. The returned future ends when the room has closed.
@@ -202,6 +205,23 @@ impl RoomShell {
         }
     }
 
+    /// Signs a refreshed token with the key of the one it replaces.
+    fn send_token(&self, to: ConnectionId, claims: &Claims) {
+        let Some(out) = self.connections.get(&to) else {
+            return;
+        };
+        let Some(secret) = self.env.keys.secret(&claims.iss) else {
+            // The key left the configuration since the participant joined:
+            // it keeps its token, and a reconnect with it will be refused.
+            warn!(identity = %claims.sub, api_key = %claims.iss, "no fresh token sent: API key {} is no longer configured", claims.iss);
+            return;
+        };
+        let jwt = mint_claims(secret, claims);
+        let _ = out.send(Outbound::Signal(Box::new(
+            lk::signal_response::Message::RefreshToken(jwt),
+        )));
+    }
+
     /// Does what the core asked, in order. A full media queue makes the
     /// room wait here, before it takes its next input.
     async fn carry_out(&mut self) {
@@ -219,6 +239,7 @@ impl RoomShell {
                 }
                 RoomOutput::Media(command) => self.env.media.send(self.core.key(), command).await,
                 RoomOutput::Webhook(event) => self.env.webhooks.emit(self.core.name(), *event),
+                RoomOutput::RefreshToken { to, claims } => self.send_token(to, &claims),
             }
         }
         let now = self.core.participant_count();

@@ -125,6 +125,7 @@ impl RoomCore {
             }),
         );
         self.broadcast_update(vec![info], Some(key));
+        self.refresh_token(key);
         Ok(())
     }
 

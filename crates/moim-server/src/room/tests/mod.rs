@@ -14,6 +14,7 @@ mod dynacast;
 mod lifecycle;
 mod quality;
 mod speakers;
+mod tokens;
 
 const EMPTY_TIMEOUT: Duration = Duration::from_secs(300);
 const DEPARTURE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
+# A clean checkout builds once: incremental caches would only take disk
+# (3 GB of target/ here) on a machine whose disk may be small.
+if [[ -n "${CI:-}" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 echo "== moim meet: TypeScript check and Vite build (web/meet)"
 scripts/build-meet.sh
 echo "== cargo fmt"

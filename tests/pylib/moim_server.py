@@ -64,16 +64,9 @@ class MoimServer:
                 "build it with `cargo build -p moim` or set MOIM_BIN"
             )
         self.port = free_port(socket.SOCK_STREAM)
-        tcp = self.port
-        while tcp == self.port:
-            tcp = free_port(socket.SOCK_STREAM)
-        udp = free_port(socket.SOCK_DGRAM)
         self.out_dir.mkdir(exist_ok=True)
         self.log_file = self.out_dir / f"{self.name}-{int(time.time() * 1000)}.log"
-        args = [
-            str(binary), "serve", "--dev", "--no-turn", "--bind", "127.0.0.1",
-            "--port", str(self.port), "--rtc-tcp-port", str(tcp), "--rtc-udp-port", str(udp),
-        ]  # fmt: skip
+        args = self.command(binary)
         env = {
             **os.environ,
             "MOIM_LOG": os.environ.get("MOIM_LOG", self.log_filter),
@@ -101,6 +94,16 @@ class MoimServer:
                 last = str(e)
             time.sleep(0.2)
         raise RuntimeError(f"moim did not answer /healthz within 30 s ({last})\n" + self.log_tail())
+
+    def command(self, binary: Path) -> list[str]:
+        tcp = self.port
+        while tcp == self.port:
+            tcp = free_port(socket.SOCK_STREAM)
+        udp = free_port(socket.SOCK_DGRAM)
+        return [
+            str(binary), "serve", "--dev", "--no-turn", "--bind", "127.0.0.1",
+            "--port", str(self.port), "--rtc-tcp-port", str(tcp), "--rtc-udp-port", str(udp),
+        ]  # fmt: skip
 
     def log_text(self) -> str:
         if not self.log_file or not self.log_file.exists():
@@ -130,3 +133,20 @@ class MoimServer:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.proc = None
+
+
+class MoimAuth(MoimServer):
+    """`moim auth --dev`: the app back end and moim meet on a port of their
+    own, beside `media`, a running moim server it signs join tokens for and
+    calls RoomService on. Its database is a fresh SQLite file in `data_dir`."""
+
+    def __init__(self, out_dir: Path, media: MoimServer, data_dir: Path, name: str = "moim-auth") -> None:
+        super().__init__(out_dir, name)
+        self.media = media
+        self.data_dir = data_dir
+
+    def command(self, binary: Path) -> list[str]:
+        return [
+            str(binary), "auth", "--dev", "--port", str(self.port),
+            "--media-url", self.media.http_url, "--data-dir", str(self.data_dir),
+        ]  # fmt: skip

@@ -75,11 +75,18 @@ impl MeetFiles {
     }
 }
 
-/// The CSP for the app's pages, given the URL browsers reach it at.
-pub fn content_security_policy(public_url: &str) -> String {
+/// The CSP for the app's pages, given the URL browsers reach the app at
+/// and the media server's (the same one when `moim serve` hosts the app).
+pub fn content_security_policy(public_url: &str, media_url: &str) -> String {
     let ws = crate::websocket_url(public_url);
+    let media = crate::websocket_url(media_url);
+    let connect = if media == ws {
+        ws
+    } else {
+        format!("{ws} {media}")
+    };
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' {ws}; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' {connect}; \
          img-src 'self' data: blob: https:; media-src 'self' blob: mediastream:; \
          worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
@@ -87,8 +94,12 @@ pub fn content_security_policy(public_url: &str) -> String {
 
 /// The routes that serve the app, or, when it is not built, a page that
 /// says how to build it (and the same words in the log at start).
-pub fn router(files: Result<MeetFiles, MeetFilesError>, public_url: &str) -> Router {
-    let csp = HeaderValue::from_str(&content_security_policy(public_url))
+pub fn router(
+    files: Result<MeetFiles, MeetFilesError>,
+    public_url: &str,
+    media_url: &str,
+) -> Router {
+    let csp = HeaderValue::from_str(&content_security_policy(public_url, media_url))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     let pages = match files {
         Ok(files) => {
@@ -158,4 +169,24 @@ fn not_built(message: &str) -> Response {
         )),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_security_policy;
+
+    #[test]
+    fn the_page_may_signal_to_its_own_origin_and_to_a_media_server_apart() {
+        let one = content_security_policy("https://meet.example.com", "https://meet.example.com");
+        assert!(
+            one.contains("connect-src 'self' wss://meet.example.com;"),
+            "{one}"
+        );
+        let apart =
+            content_security_policy("https://meet.example.com", "https://media.example.com");
+        assert!(
+            apart.contains("connect-src 'self' wss://meet.example.com wss://media.example.com;"),
+            "{apart}"
+        );
+    }
 }

@@ -33,7 +33,12 @@ async fn a_browser_gets_the_page_at_home_and_at_a_room_link_and_caches_only_the_
     let missing = dir.path().join("not-here");
     let files = MeetFiles::find(&[missing, dir.path().to_path_buf()]).expect("found");
     assert_eq!(files.dir(), dir.path());
-    let base = serve(router(Ok(files), "http://127.0.0.1:7880")).await;
+    let base = serve(router(
+        Ok(files),
+        "http://127.0.0.1:7880",
+        "http://127.0.0.1:7880",
+    ))
+    .await;
 
     for path in ["/", "/r/abc-defg-hij"] {
         let res = reqwest::get(format!("{base}{path}")).await.expect("GET");
@@ -92,7 +97,12 @@ async fn without_a_build_home_says_how_to_make_one() {
         err.contains(&looked.display().to_string()),
         "names where it looked: {err}"
     );
-    let base = serve(router(found, "https://meet.example.com")).await;
+    let base = serve(router(
+        found,
+        "https://meet.example.com",
+        "https://meet.example.com",
+    ))
+    .await;
     let res = reqwest::get(format!("{base}/")).await.expect("GET");
     assert_eq!(res.status(), 503);
     let csp = res.headers()["content-security-policy"]

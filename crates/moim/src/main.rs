@@ -26,6 +26,9 @@ struct Cli {
 enum Cmd {
     /// Run the server (signaling, SFU).
     Serve(cli::serve::ServeArgs),
+    /// The app back end and moim meet on their own port, beside a moim
+    /// server elsewhere (`moim serve` hosts them on its own port).
+    Auth(cli::auth::AuthArgs),
     /// Synthetic publishers and measuring subscribers against a running server.
     LoadTest(cli::loadtest::LoadTestArgs),
     /// Access tokens.
@@ -59,6 +62,7 @@ enum Cmd {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Serve(args) => cli::serve::run(args),
+        Cmd::Auth(args) => cli::auth::run(args),
         Cmd::LoadTest(args) => cli::loadtest::run(args),
         Cmd::Token { command } => cli::token::run(command),
         Cmd::Rooms { api, command } => cli::rooms::run(api, command),

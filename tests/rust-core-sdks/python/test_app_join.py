@@ -5,6 +5,10 @@ and connect the SDK with the serverUrl and token they get. They land in
 that room, see each other by the names they logged in with, and only Ada
 holds host powers. A guest comes by invite through the lobby and is
 removed by the host, and the SDK says why.
+
+Each story runs twice: on the one port of `moim serve`, and with the app
+on its own port as `moim auth`, beside the server, where the host's
+removal crosses to the server through RoomService.
 """
 
 from __future__ import annotations
@@ -16,16 +20,41 @@ import urllib.request
 
 import jwt_claims
 import pytest
-from harness import Moim, log
+from harness import OUT_DIR, Moim, log
+from moim_server import MoimAuth
 from livekit import rtc
 from media import wait_until
 
 
-@pytest.fixture(scope="module")
-def moim():
+class Deployment:
+    """Where the app is and where the rooms are: one `moim serve` for both,
+    or `moim auth` on its own port beside a `moim serve` (it signs join
+    tokens with the server's key and calls its RoomService)."""
+
+    def __init__(self, media: Moim, auth: MoimAuth | None) -> None:
+        self.media = media
+        self.auth = auth
+        self.app_url = (auth or media).http_url
+        self.ws_url = media.ws_url
+
+    def log_tail(self, lines: int) -> str:
+        tails = [self.media.log_tail(lines)]
+        if self.auth:
+            tails.append(self.auth.log_tail(lines))
+        return "\n".join(tails)
+
+
+@pytest.fixture(scope="module", params=["one-port", "auth-apart"])
+def moim(request, tmp_path_factory):
     server = Moim("moim-python-app")
     server.start()
-    yield server
+    auth = None
+    if request.param == "auth-apart":
+        auth = MoimAuth(OUT_DIR, server, tmp_path_factory.mktemp("moim-auth"))
+        auth.start()
+    yield Deployment(server, auth)
+    if auth:
+        auth.stop()
     server.stop()
 
 
@@ -49,8 +78,8 @@ class AppUser:
             return json.loads(r.read() or b"{}")
 
 
-async def scenario(moim: Moim) -> None:
-    ada, bob = AppUser(moim.http_url), AppUser(moim.http_url)
+async def scenario(moim: Deployment) -> None:
+    ada, bob = AppUser(moim.app_url), AppUser(moim.app_url)
     ada.post("/auth/dev-login", {"name": "Ada"})
     bob.post("/auth/dev-login", {"name": "Bob"})
     room_id = ada.post("/api/rooms", {"title": "Python standup"})["id"]
@@ -83,18 +112,18 @@ def test_the_apps_join_token_brings_the_python_sdk_into_the_room(moim):
     asyncio.run(scenario(moim))
 
 
-async def guest_scenario(moim: Moim) -> None:
+async def guest_scenario(moim: Deployment) -> None:
     """Kim, a guest with no account, comes by Ada's invite into a room with
     the lobby on: she is told to wait, Ada admits her, her held request
     answers a token the Python SDK joins with, Ada sees her by the name she
     typed, and when Ada removes her the SDK says why it was disconnected."""
-    ada, kim = AppUser(moim.http_url), AppUser(moim.http_url)
+    ada, kim = AppUser(moim.app_url), AppUser(moim.app_url)
     ada.post("/auth/dev-login", {"name": "Ada"})
     room_id = ada.post("/api/rooms", {"guestsAllowed": True, "lobby": True})["id"]
     invite = ada.post(f"/api/rooms/{room_id}/invites", {"maxUses": 1})["token"]
     waiting = kim.post(f"/api/rooms/{room_id}/join", {"name": "Kim", "invite": invite})
     assert waiting["status"] == "waiting", waiting
-    lobby = json.loads(ada.http.open(moim.http_url + f"/api/rooms/{room_id}/lobby", timeout=10).read())
+    lobby = json.loads(ada.http.open(moim.app_url + f"/api/rooms/{room_id}/lobby", timeout=10).read())
     assert [g["name"] for g in lobby["waiting"]] == ["Kim"], lobby
     ada.post(f"/api/rooms/{room_id}/lobby/{lobby['waiting'][0]['id']}/admit", {})
     grant = kim.post(f"/api/rooms/{room_id}/join", {"ticket": waiting["ticket"]})
@@ -125,11 +154,11 @@ def test_a_guest_admitted_from_the_lobby_joins_with_the_python_sdk_and_is_remove
     asyncio.run(guest_scenario(moim))
 
 
-async def hand_scenario(moim: Moim) -> None:
+async def hand_scenario(moim: Deployment) -> None:
     """moim meet's raised hand is the participant attribute `hand`, which the
     app's join token lets a participant set: Bob raises his with the Python
     SDK, Ada's SDK sees it change and lower again, as her meet page would."""
-    ada, bob = AppUser(moim.http_url), AppUser(moim.http_url)
+    ada, bob = AppUser(moim.app_url), AppUser(moim.app_url)
     ada.post("/auth/dev-login", {"name": "Ada"})
     bob.post("/auth/dev-login", {"name": "Bob"})
     room_id = ada.post("/api/rooms", {"title": "Hands"})["id"]

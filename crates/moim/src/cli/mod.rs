@@ -1,6 +1,8 @@
 //! One module per `moim` subcommand.
 
 pub mod api;
+pub mod app_host;
+pub mod auth;
 pub mod data;
 pub mod loadtest;
 pub mod participants;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use super::app_host;
 use crate::fail;
 use crate::settings;
 
@@ -158,11 +159,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let mut app_config = app_config(&args, &config);
     app_config.providers = providers;
     let meet = moim_app::meet::router(
-        moim_app::meet::MeetFiles::find(&meet_dirs(&args)),
+        moim_app::meet::MeetFiles::find(&app_host::meet_dirs(args.meet_dir.as_deref())),
+        &app_config.public_origin,
         &app_config.public_origin,
     );
     runtime.block_on(async move {
-        let app = match open_app(app_config, &args).await {
+        let app = match app_host::open_app(app_config, args.database_url.as_deref(), &args.data_dir)
+            .await
+        {
             Ok(a) => a,
             Err(e) => return fail(e),
         };
@@ -176,23 +180,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => fail(e),
         }
     })
-}
-
-/// Where the built meeting app may be, in the order looked at.
-fn meet_dirs(args: &ServeArgs) -> Vec<PathBuf> {
-    if let Some(dir) = &args.meet_dir {
-        return vec![dir.clone()];
-    }
-    let mut dirs = Vec::new();
-    if let Some(bin_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(PathBuf::from))
-    {
-        dirs.push(bin_dir.join("../share/moim/meet"));
-        dirs.push(bin_dir.join("meet"));
-    }
-    dirs.push(PathBuf::from(moim_app::meet::SOURCE_TREE_DIST));
-    dirs
 }
 
 /// The app's settings from the server's: where browsers reach it, and the
@@ -225,30 +212,8 @@ fn app_config(args: &ServeArgs, config: &moim_server::ServerConfig) -> moim_app:
     app
 }
 
-async fn open_app(config: moim_app::AppConfig, args: &ServeArgs) -> Result<moim_app::App, String> {
-    let url = match &args.database_url {
-        Some(u) => u.clone(),
-        None => {
-            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-                format!(
-                    "cannot create the data directory {}: {e}. Pass --data-dir (or MOIM_DATA_DIR) \
-                     with a directory moim may write to",
-                    args.data_dir.display()
-                )
-            })?;
-            format!("sqlite://{}", args.data_dir.join("app.db").display())
-        }
-    };
-    let public = config.public_origin.clone();
-    let app = moim_app::App::open(config, &url)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(public_url = %public, "the app's login and API are served under /auth/ and /api/");
-    Ok(app)
-}
-
 /// The first SIGTERM or Ctrl-C drains; the next one ends the drain at once.
-async fn forward_signals(shutdown: moim_server::Shutdown) {
+pub(crate) async fn forward_signals(shutdown: moim_server::Shutdown) {
     let mut signals = match ShutdownSignals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -264,20 +229,20 @@ async fn forward_signals(shutdown: moim_server::Shutdown) {
     shutdown.now();
 }
 
-struct ShutdownSignals {
+pub(crate) struct ShutdownSignals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
 }
 
 impl ShutdownSignals {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         Ok(Self {
             #[cfg(unix)]
             term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
         })
     }
 
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},

@@ -29,6 +29,13 @@ enum Cmd {
     /// The app back end and moim meet on their own port, beside a moim
     /// server elsewhere (`moim serve` hosts them on its own port).
     Auth(cli::auth::AuthArgs),
+    /// The app's signing keys and sessions, in its store.
+    App {
+        #[command(flatten)]
+        store: cli::app_admin::StoreArgs,
+        #[command(subcommand)]
+        command: cli::app_admin::AppCmd,
+    },
     /// Synthetic publishers and measuring subscribers against a running server.
     LoadTest(cli::loadtest::LoadTestArgs),
     /// Access tokens.
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Serve(args) => cli::serve::run(args),
         Cmd::Auth(args) => cli::auth::run(args),
+        Cmd::App { store, command } => cli::app_admin::run(store, command),
         Cmd::LoadTest(args) => cli::loadtest::run(args),
         Cmd::Token { command } => cli::token::run(command),
         Cmd::Rooms { api, command } => cli::rooms::run(api, command),

@@ -1,6 +1,7 @@
 //! One module per `moim` subcommand.
 
 pub mod api;
+pub mod app_admin;
 pub mod app_host;
 pub mod auth;
 pub mod data;

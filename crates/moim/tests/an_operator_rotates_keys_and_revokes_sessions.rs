@@ -91,17 +91,8 @@ fn moim_app(data_dir: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// moim on a port of its own choosing, so that the app's public URL (and
-/// the Origin it accepts) is known.
 fn serve(data_dir: &Path) -> Moim {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    Moim::serve_on(
-        port,
-        &[("MOIM_DATA_DIR", data_dir.to_str().expect("utf-8 path"))],
-    )
+    Moim::serve(&[("MOIM_DATA_DIR", data_dir.to_str().expect("utf-8 path"))])
 }
 
 #[tokio::test]

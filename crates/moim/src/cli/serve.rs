@@ -156,24 +156,26 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    let mut app_config = app_config(&args, &config);
-    app_config.providers = providers;
-    let meet = moim_app::meet::router(
-        moim_app::meet::MeetFiles::find(&app_host::meet_dirs(args.meet_dir.as_deref())),
-        &app_config.public_origin,
-        &app_config.public_origin,
-    );
     runtime.block_on(async move {
+        let server = match moim_server::Server::bind(config.clone()).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        // The port bound, not the one asked for: with --port 0 the OS picks.
+        let mut app_config = app_config(&args, &config, server.http_addr.port());
+        app_config.providers = providers;
+        let meet = moim_app::meet::router(
+            moim_app::meet::MeetFiles::find(&app_host::meet_dirs(args.meet_dir.as_deref())),
+            &app_config.public_origin,
+            &app_config.public_origin,
+        );
         let app = match app_host::open_app(app_config, args.database_url.as_deref(), &args.data_dir)
             .await
         {
             Ok(a) => a,
             Err(e) => return fail(e),
         };
-        let server = match moim_server::Server::bind(config).await {
-            Ok(s) => s.with_routes(app.router()).with_routes(meet),
-            Err(e) => return fail(e),
-        };
+        let server = server.with_routes(app.router()).with_routes(meet);
         tokio::spawn(forward_signals(server.shutdown()));
         match server.run().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -184,8 +186,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 /// The app's settings from the server's: where browsers reach it, and the
 /// dev login under --dev.
-fn app_config(args: &ServeArgs, config: &moim_server::ServerConfig) -> moim_app::AppConfig {
-    let port = config.port;
+fn app_config(
+    args: &ServeArgs,
+    config: &moim_server::ServerConfig,
+    port: u16,
+) -> moim_app::AppConfig {
     let (public, also) = match &args.public_url {
         Some(url) => (url.clone(), Vec::new()),
         None => match (&config.tls, &config.domain) {

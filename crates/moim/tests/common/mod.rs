@@ -21,13 +21,6 @@ pub struct Moim {
 impl Moim {
     /// `moim serve --dev --no-turn` with `env` added to its environment.
     pub fn serve(env: &[(&str, &str)]) -> Moim {
-        Self::serve_on(0, env)
-    }
-
-    /// The same on HTTP port `port` (0: the OS picks one). The app's
-    /// public URL, which its Origin check compares with, names this port.
-    pub fn serve_on(port: u16, env: &[(&str, &str)]) -> Moim {
-        let port = port.to_string();
         let mut child = Command::new(MOIM)
             .args([
                 "serve",
@@ -35,7 +28,7 @@ impl Moim {
                 "--bind",
                 "127.0.0.1",
                 "--port",
-                &port,
+                "0",
                 "--rtc-udp-port",
                 "0",
                 "--rtc-tcp-port",

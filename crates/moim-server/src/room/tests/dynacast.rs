@@ -127,14 +127,7 @@ fn a_publisher_that_resumes_hears_what_changed_while_it_was_away() {
     s.advance(LOWER_AFTER * 2);
     s.take();
 
-    let (back, resumed) = s.join_with(
-        "ana",
-        JoinParams {
-            reconnect: true,
-            participant_sid: ana_sid,
-            ..Default::default()
-        },
-    );
+    let (back, resumed) = s.resume("ana", ana_sid);
     resumed.expect("ana resumes");
     assert_eq!(
         layer_updates(&s.take(), back),

@@ -151,14 +151,7 @@ fn a_participant_resumes_on_a_new_connection_and_the_old_one_is_ignored() {
         .handle_signal_closed(s.clock(), ana.participant, ana.connection);
     s.advance(Duration::from_secs(5));
 
-    let (connection, resumed) = s.join_with(
-        "ana",
-        JoinParams {
-            reconnect: true,
-            participant_sid: sid,
-            ..Default::default()
-        },
-    );
+    let (connection, resumed) = s.resume("ana", sid);
     let resumed = resumed.expect("the session resumes");
     assert_eq!(resumed.participant, ana.participant);
     let out = s.take();
@@ -182,14 +175,7 @@ fn a_participant_resumes_on_a_new_connection_and_the_old_one_is_ignored() {
 #[test]
 fn a_resume_the_room_does_not_know_is_refused() {
     let mut s = Story::new();
-    let (connection, r) = s.join_with(
-        "ana",
-        JoinParams {
-            reconnect: true,
-            participant_sid: "PA_gone".into(),
-            ..Default::default()
-        },
-    );
+    let (connection, r) = s.resume("ana", "PA_gone");
     assert_eq!(r, Err(JoinError::UnknownSession));
     assert!(messages_to(&s.take(), connection).is_empty());
     assert_eq!(s.room.participant_count(), 0);

@@ -109,6 +109,20 @@ impl Story {
         (connection, r)
     }
 
+    /// `identity` resumes the session `sid` on a new signal connection.
+    fn resume(
+        &mut self,
+        identity: &str,
+        sid: impl Into<String>,
+    ) -> (ConnectionId, Result<Joined, JoinError>) {
+        let params = JoinParams {
+            reconnect: true,
+            participant_sid: sid.into(),
+            ..Default::default()
+        };
+        self.join_with(identity, params)
+    }
+
     fn join(&mut self, identity: &str) -> Joined {
         let params = JoinParams {
             auto_subscribe: true,

@@ -124,14 +124,7 @@ fn a_participant_waiting_to_resume_gets_no_token_until_it_is_back() {
         .iter()
         .all(|o| !matches!(o, RoomOutput::RefreshToken { .. })));
 
-    let (connection, resumed) = s.join_with(
-        "ana",
-        JoinParams {
-            reconnect: true,
-            participant_sid: sid,
-            ..Default::default()
-        },
-    );
+    let (connection, resumed) = s.resume("ana", sid);
     resumed.expect("resumed");
     assert_eq!(tokens_to(&s.take(), connection).len(), 1);
 }

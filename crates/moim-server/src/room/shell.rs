@@ -211,9 +211,14 @@ impl RoomShell {
             return;
         };
         let Some(secret) = self.env.keys.secret(&claims.iss) else {
-            // The key left the configuration since the participant joined:
-            // it keeps its token, and a reconnect with it will be refused.
-            warn!(identity = %claims.sub, api_key = %claims.iss, "no fresh token sent: API key {} is no longer configured", claims.iss);
+            // The key left the configuration since the participant joined.
+            warn!(
+                identity = %claims.sub, api_key = %claims.iss,
+                "no fresh token sent: API key {} signed this participant's token but is no longer \
+                 configured. It stays in the call, but a reconnect after its token expires is \
+                 refused; keep a key configured until the tokens it signed have expired",
+                claims.iss
+            );
             return;
         };
         let jwt = mint_claims(secret, claims);

@@ -1,7 +1,20 @@
-//! What `moim serve` and `moim auth` share in hosting the app: where the
-//! built meeting app is, and opening the app's store.
+//! What `moim serve` and `moim auth` share: their log, where the built
+//! meeting app is, and opening the app's store.
 
 use std::path::{Path, PathBuf};
+
+/// The log of a long-running command, filtered by `MOIM_LOG` (default
+/// `info`). Colour only on a terminal: escape codes in a log file or the
+/// journal make it hard to read and to grep.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            EnvFilter::try_from_env("MOIM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+}
 
 /// Where the built meeting app may be, in the order looked at.
 pub fn meet_dirs(meet_dir: Option<&Path>) -> Vec<PathBuf> {

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use moim_proto::lk;
 use moim_proto::token::VideoGrant;
-use tracing_subscriber::EnvFilter;
 
 use super::api::{Api, ApiArgs, ApiError};
 use super::app_host;
@@ -62,12 +61,7 @@ pub struct AuthArgs {
 }
 
 pub fn run(args: AuthArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            EnvFilter::try_from_env("MOIM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    app_host::init_logging();
     let (api_key, api_secret) = match (&args.api_key, &args.api_secret, args.dev) {
         (Some(k), Some(s), _) => (k.clone(), s.clone()),
         (None, None, true) => (DEV_KEY.to_string(), DEV_SECRET.to_string()),
@@ -202,6 +196,14 @@ async fn check_media_server(url: &str, api_key: &str, api_secret: &str) {
             "the media server at {url} refuses this app's key: {e}. Every join token and host \
              action will fail until both run with the same key and secret"
         ),
-        Err(e) => tracing::warn!("the media server at {url} did not answer RoomService: {e}"),
+        Err(ApiError::Unreachable { why, .. }) => tracing::warn!(
+            "cannot reach the media server at {url} ({why}). Until it answers, joins hand out \
+             a server URL nobody can reach and host actions fail. Check --media-url \
+             (MOIM_MEDIA_URL), and that moim serve runs there and is reachable from this host"
+        ),
+        Err(e) => tracing::warn!(
+            "the media server at {url} did not answer RoomService as moim does: {e}. Is \
+             --media-url (MOIM_MEDIA_URL) the moim server, not a proxy or another service?"
+        ),
     }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use super::app_host;
 use crate::fail;
@@ -89,14 +88,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    // Colour only on a terminal: escape codes in a log file or the journal
-    // make it hard to read and to grep.
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            EnvFilter::try_from_env("MOIM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    app_host::init_logging();
     // Freed memory goes back to the kernel a few seconds after a crowd
     // leaves, whether or not moim's own threads are busy (moim-alloc).
     if let Err(e) = moim_alloc::start() {

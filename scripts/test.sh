@@ -33,7 +33,7 @@ scripts/postgres.sh stop "$pg_dir"
 trap - EXIT
 echo "== browser tests (livekit-client in Chromium; moim meet end to end)"
 cargo build -p moim
-(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs long-meeting.mjs dynacast.mjs svc.mjs meet.mjs meet-failures.mjs meet-keyboard.mjs)
+(cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs long-meeting.mjs dynacast.mjs svc.mjs meet.mjs meet-failures.mjs meet-keyboard.mjs meet-auth-apart.mjs)
 echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moim, both signalling paths)"
 tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"

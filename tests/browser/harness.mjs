@@ -104,8 +104,10 @@ export class MoimServer {
   /**
    * `args` are added to `moim serve`'s flags, `env` to its environment. `ports` (from
    * pickPorts) fixes the ports, for a test that must name them before moim starts.
+   * `command: 'auth'` runs `moim auth` instead.
    */
-  constructor({ args = [], env = {}, ports = null } = {}) {
+  constructor({ args = [], env = {}, ports = null, command = 'serve' } = {}) {
+    this.command = command;
     this.extraArgs = args;
     this.extraEnv = env;
     this.proc = null;
@@ -140,20 +142,9 @@ export class MoimServer {
     fs.mkdirSync(OUT_DIR, { recursive: true });
     this.logFile = path.join(OUT_DIR, `moim-server-${Date.now()}.log`);
     const extra = (process.env.MOIM_BROWSER_EXTRA_ARGS || '').split(/\s+/).filter(Boolean);
-    const args = [
-      'serve',
-      '--dev',
-      '--bind',
-      '127.0.0.1',
-      '--port',
-      String(this.ports.http),
-      '--rtc-tcp-port',
-      String(this.ports.tcp),
-      '--rtc-udp-port',
-      String(this.ports.udp),
-      ...extra,
-      ...this.extraArgs,
-    ];
+    // `moim auth` (the app apart from the media server) has only an HTTP port.
+    const media = this.command === 'serve' ? ['--rtc-tcp-port', String(this.ports.tcp), '--rtc-udp-port', String(this.ports.udp), ...extra] : [];
+    const args = [this.command, '--dev', '--bind', '127.0.0.1', '--port', String(this.ports.http), ...media, ...this.extraArgs];
     const fd = fs.openSync(this.logFile, 'a');
     fs.writeSync(fd, `# ${bin} ${args.join(' ')}\n`);
     this.cmdline = `${bin} ${args.join(' ')}`;

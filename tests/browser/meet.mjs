@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { HERE, OUT_DIR, MoimServer, launchBrowser, consoleTail, waitFor, evalWithin, pickPorts } from './harness.mjs';
+import { HERE, OUT_DIR, MoimServer, launchBrowser, consoleTail, waitFor, pickPorts } from './harness.mjs';
+import { flowing } from './meet-media.mjs';
 
 const DIST = path.resolve(HERE, '../../web/meet/dist');
 const DESKTOP = { width: 1280, height: 800 };
@@ -62,39 +63,6 @@ async function signInAtProvider(page, issuer, login, moimOrigin) {
     await page.waitForURL((u) => u.href !== was, { timeout: 15_000, waitUntil: 'domcontentloaded' });
   }
   assert.ok(page.url().startsWith(moimOrigin), `back at moim after the provider: ${page.url()}`);
-}
-
-/** What `page`'s room receives from the participant called `name`: frames decoded, audio packets. */
-async function received(page, name) {
-  return evalWithin(page, async (name) => {
-    const room = window.moimRoom;
-    const from = room && [...room.remoteParticipants.values()].find((p) => p.name === name);
-    const out = { camera: 0, screen: 0, audio: 0 };
-    if (!from) return out;
-    for (const pub of from.trackPublications.values()) {
-      const report = pub.track && (await pub.track.getRTCStatsReport());
-      report?.forEach((s) => {
-        if (s.type !== 'inbound-rtp') return;
-        if (s.kind === 'video') out[pub.source === 'screen_share' ? 'screen' : 'camera'] += s.framesDecoded ?? 0;
-        else out.audio += s.packetsReceived ?? 0;
-      });
-    }
-    return out;
-  }, name);
-}
-
-/** Waits until what `page` receives from `name` has grown in every one of `kinds`. */
-async function flowing(page, name, kinds) {
-  const first = await received(page, name);
-  let last = first;
-  await waitFor(
-    async () => {
-      last = await received(page, name);
-      return kinds.every((k) => last[k] > first[k] && last[k] > 0);
-    },
-    { timeout: 20_000, describe: () => `${page.label} from ${name}: ${JSON.stringify(first)} -> ${JSON.stringify(last)}` },
-  );
-  return { first, last };
 }
 
 async function shoot(page, name, size) {

@@ -3,7 +3,8 @@
 # tests), coturn's client tools (TURN tests), iproute2 and nftables (network
 # namespace tests), the browser suite's npm packages, the Rust-core SDK
 # suite's venv and npm packages, OpenSSL's headers (moim's DTLS) and GStreamer
-# with webrtcbin (tests/gstreamer), PostgreSQL (the app's store tests).
+# with webrtcbin (tests/gstreamer), PostgreSQL (the app's store tests),
+# pebble (ACME).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'install ok instal
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The app's store tests run against a real PostgreSQL server (scripts/postgres.sh).
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+# ACME against Let's Encrypt's test CA (pebble, with pebble-challtestsrv as its DNS).
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -53,6 +53,9 @@ pub async fn serve(
                 None => serve_connection(tcp, remote, app).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) if is_acme_validation(&tls) => {
+                            debug!(%remote, "answered an ACME TLS-ALPN-01 validation");
+                        }
                         Ok(Ok(tls)) => serve_connection(tls, remote, app).await,
                         Ok(Err(e)) => debug!(%remote, "TLS handshake failed: {e}"),
                         Err(_) => debug!(%remote, "TLS handshake did not finish in time"),
@@ -61,6 +64,11 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// RFC 8737: a validation's connection ends after the handshake.
+fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
+    tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN)
 }
 
 async fn serve_connection<S>(mut io: S, remote: SocketAddr, app: Router)

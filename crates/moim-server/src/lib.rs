@@ -85,7 +85,7 @@ pub struct Server {
     pub turn_tcp_addr: Option<SocketAddr>,
     pub turn_tls_addr: Option<SocketAddr>,
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<tls::Tls>,
     _turn: Option<moim_turn::TurnHandle>,
     state: AppState,
     /// Routes served beside LiveKit's (the app's `/auth/` and `/api/`).
@@ -113,14 +113,14 @@ impl Server {
             .map_err(|source| ServeError::BindHttp { addr, source })?;
         let http_addr = listener.local_addr().map_err(ServeError::Serve)?;
         let tls_config = match &config.tls {
-            Some(t) => Some(tls::server_config(t)?),
+            Some(t) => Some(tls::start(t).await?),
             None => None,
         };
         let tls_host = config
             .domain
             .clone()
             .unwrap_or_else(|| config.announce_ip().to_string());
-        let turn_tls = tls_config.clone().map(|c| (c, tls_host));
+        let turn_tls = tls_config.as_ref().map(|c| (c.turn.clone(), tls_host));
         let (turn_handle, turn_offer) = match &config.turn {
             Some(settings) => {
                 let own = turn::OwnAddresses {
@@ -191,7 +191,7 @@ impl Server {
             app = app.merge(extra);
         }
         tokio::select! {
-            r = http_listener::serve(self.listener, app, self.tls) => r.map_err(ServeError::Serve),
+            r = http_listener::serve(self.listener, app, self.tls.map(|t| t.https)) => r.map_err(ServeError::Serve),
             () = drained => Ok(()),
         }
     }

@@ -121,3 +121,55 @@ async fn https_and_turn_over_tls_share_the_configured_certificate() {
     assert!(turn_tls.is_some(), "TURN over TLS is listening");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The operator's `certbot renew` replaces the files moim was started
+/// with; new connections get the new certificate (HTTPS and TURN/TLS),
+/// with no restart. A half-written or broken file changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_renewed_on_disk_is_served_without_a_restart() {
+    use common::pebble::served_leaf;
+    let dir = std::env::temp_dir().join(format!("moim-tls-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let (settings, first) = self_signed(&dir);
+    let server = common::start_with(|c| {
+        c.tls = Some(settings);
+        c.domain = Some("localhost".into());
+        if let Some(t) = c.turn.as_mut() {
+            t.tls_port = 0;
+        }
+    })
+    .await;
+    let turn_tls = server.turn_tls.expect("TURN/TLS");
+    assert_eq!(
+        served_leaf(server.http, "localhost", &first).await,
+        Some(first.clone())
+    );
+
+    let (_, renewed) = self_signed(&dir);
+    let mut seen = None;
+    for _ in 0..80 {
+        seen = served_leaf(server.http, "localhost", &renewed).await;
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(seen, Some(renewed.clone()), "HTTPS serves the renewed file");
+    assert_eq!(
+        served_leaf(turn_tls, "localhost", &renewed).await,
+        Some(renewed.clone()),
+        "TURN/TLS serves it too"
+    );
+
+    // A key that belongs to another certificate is refused; the renewed
+    // certificate stays in service.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    std::fs::write(dir.join("key.pem"), other.key_pair.serialize_pem()).expect("write");
+    tokio::time::sleep(moim_server::tls::RELOAD_CHECK_EVERY * 2).await;
+    assert_eq!(
+        served_leaf(server.http, "localhost", &renewed).await,
+        Some(renewed)
+    );
+    server.shutdown.now();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod pebble;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 

@@ -11,14 +11,11 @@ use crate::fail;
 
 #[derive(Args)]
 pub struct StoreArgs {
-    /// The data directory `moim serve` or `moim auth` runs with.
-    #[arg(
-        long,
-        env = "MOIM_DATA_DIR",
-        default_value = "moim-data",
-        global = true
-    )]
-    data_dir: PathBuf,
+    /// The data directory `moim serve` or `moim auth` runs with. Default:
+    /// ./moim-data if it holds the app's database (`moim serve --dev`),
+    /// else /var/lib/moim.
+    #[arg(long, env = "MOIM_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
     /// The app's `postgres://` URL, when it does not use the SQLite file.
     #[arg(long, env = "MOIM_DATABASE_URL", global = true)]
     database_url: Option<String>,
@@ -42,7 +39,15 @@ pub fn run(store: StoreArgs, command: AppCmd) -> ExitCode {
     let url = match &store.database_url {
         Some(u) => u.clone(),
         None => {
-            let file = store.data_dir.join("app.db");
+            let dir = store.data_dir.clone().unwrap_or_else(|| {
+                let dev = PathBuf::from("moim-data");
+                if dev.join("app.db").exists() {
+                    dev
+                } else {
+                    PathBuf::from("/var/lib/moim")
+                }
+            });
+            let file = dir.join("app.db");
             if !file.exists() {
                 return fail(format!(
                     "no app database at {}: pass the --data-dir (or MOIM_DATA_DIR) that moim \

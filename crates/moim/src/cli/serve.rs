@@ -42,6 +42,32 @@ pub struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate (LAN and development).
     #[arg(long, conflicts_with = "tls_cert")]
     tls_self_signed: bool,
+    /// Get the certificate for --domain from an ACME CA (Let's Encrypt),
+    /// and renew it while running. The CA must reach this server on port
+    /// 443 (or 80 with --acme-challenge http-01).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_self_signed"])]
+    acme: bool,
+    /// Contact address the CA sends expiry notices to.
+    #[arg(long, requires = "acme")]
+    acme_email: Option<String>,
+    /// ACME directory URL (default: Let's Encrypt's production directory).
+    #[arg(long, requires = "acme")]
+    acme_directory: Option<String>,
+    /// How the CA checks this server: auto, tls-alpn-01 (on the HTTPS
+    /// port) or http-01 (on --acme-http-port).
+    #[arg(long, requires = "acme")]
+    acme_challenge: Option<String>,
+    /// Plain-HTTP port for HTTP-01 checks and redirects to HTTPS (80); 0
+    /// opens none.
+    #[arg(long, requires = "acme")]
+    acme_http_port: Option<u16>,
+    /// CA certificate (PEM) trusted for the ACME directory's own HTTPS,
+    /// for a private or test CA such as pebble.
+    #[arg(long, requires = "acme")]
+    acme_directory_ca: Option<PathBuf>,
+    /// Print the configuration moim would run with (secrets masked) and exit.
+    #[arg(long)]
+    print_config: bool,
     /// The host name clients use (certificate name; used in turns: URLs).
     #[arg(long)]
     domain: Option<String>,
@@ -67,10 +93,11 @@ pub struct ServeArgs {
     /// API key and secret, "key: secret"; repeatable.
     #[arg(long = "keys")]
     keys: Vec<String>,
-    /// Where moim keeps its files (the app's SQLite database); created on
-    /// first start.
-    #[arg(long, env = "MOIM_DATA_DIR", default_value = "moim-data")]
-    data_dir: PathBuf,
+    /// Where moim keeps its files (the ACME cache, the app's SQLite
+    /// database); created on first start. Default: ./moim-data with
+    /// --dev, /var/lib/moim otherwise.
+    #[arg(long, env = "MOIM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// The app's database: a `postgres://` URL, or by default a SQLite
     /// file in the data directory.
     #[arg(long, env = "MOIM_DATABASE_URL")]
@@ -110,6 +137,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("--keys: {e}")),
         }
     }
+    let data_dir = settings::data_dir(args.data_dir.clone(), &file, args.dev);
     let flags = settings::FlagSettings {
         dev: args.dev,
         bind: args.bind,
@@ -118,9 +146,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         rtc_tcp_port: args.rtc_tcp_port,
         node_ip: args.node_ip,
         keys,
-        tls_cert: args.tls_cert.clone(),
-        tls_key: args.tls_key.clone(),
-        tls_self_signed: args.tls_self_signed,
+        tls: settings::tls::TlsFlags {
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+            self_signed: args.tls_self_signed,
+            acme: args.acme,
+            acme_email: args.acme_email.clone(),
+            acme_directory: args.acme_directory.clone(),
+            acme_challenge: args.acme_challenge.clone(),
+            acme_http_port: args.acme_http_port,
+            acme_directory_ca: args.acme_directory_ca.clone(),
+        },
+        data_dir: data_dir.clone(),
         domain: args.domain.clone(),
         turn_tls_port: args.turn_tls_port,
         use_external_ip: args.use_external_ip,
@@ -161,12 +198,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             &app_config.public_origin,
             &app_config.public_origin,
         );
-        let app = match app_host::open_app(app_config, args.database_url.as_deref(), &args.data_dir)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => return fail(e),
-        };
+        let app =
+            match app_host::open_app(app_config, args.database_url.as_deref(), &data_dir).await {
+                Ok(a) => a,
+                Err(e) => return fail(e),
+            };
         let server = server.with_routes(app.router()).with_routes(meet);
         tokio::spawn(forward_signals(server.shutdown()));
         match server.run().await {

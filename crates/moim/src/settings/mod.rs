@@ -2,6 +2,7 @@
 //! `MOIM_*` environment variables, command-line flags.
 
 pub mod auth;
+pub mod tls;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use moim_proto::token::KeyStore;
-use moim_server::tls::TlsSettings;
 use moim_server::{ServerConfig, TurnSettings};
 use serde::Deserialize;
 
@@ -32,7 +32,10 @@ pub struct FileSettings {
     pub turn: TurnFileSettings,
     pub domain: Option<String>,
     #[serde(default)]
-    pub tls: TlsFileSettings,
+    pub tls: tls::TlsFileSettings,
+    /// Where moim keeps its files: the ACME cache, the app's SQLite
+    /// database.
+    pub data_dir: Option<std::path::PathBuf>,
     /// API key → secret.
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
@@ -71,15 +74,6 @@ pub struct RtcSettings {
     pub tcp_max_established: Option<usize>,
     pub tcp_max_established_per_source: Option<usize>,
     pub tcp_stun_deadline_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFileSettings {
-    pub cert: Option<std::path::PathBuf>,
-    pub key: Option<std::path::PathBuf>,
-    #[serde(default)]
-    pub self_signed: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +120,14 @@ pub enum SettingsError {
     },
     #[error("TLS needs both a certificate and a key: set tls.cert and tls.key (or --tls-cert and --tls-key)")]
     TlsPair,
+    #[error("choose one certificate source: certificate files (--tls-cert/--tls-key), ACME (--acme) or --tls-self-signed")]
+    TlsSources,
+    #[error("ACME needs the name the certificate is for: --domain meet.example.com (or domain in the config file)")]
+    AcmeDomain,
+    #[error("--acme-challenge http-01 needs the plain-HTTP port: set --acme-http-port (80), or use tls-alpn-01")]
+    AcmeHttpPort,
+    #[error("--acme-challenge {0:?} is not one moim answers: use auto, tls-alpn-01 or http-01")]
+    AcmeChallenge(String),
     #[error("STUN server \"{0}\" is not host:port, or the host does not resolve")]
     StunServer(String),
     #[error("{0}")]
@@ -153,6 +155,23 @@ fn checked_node_id(value: &str, origin: &'static str) -> Result<String, Settings
     Ok(value.to_string())
 }
 
+/// The data directory: the flag (or `MOIM_DATA_DIR`), else the file's
+/// `data_dir`, else `./moim-data` under `--dev` and `/var/lib/moim`
+/// otherwise (the packages' `StateDirectory`).
+pub fn data_dir(
+    flag: Option<std::path::PathBuf>,
+    file: &FileSettings,
+    dev: bool,
+) -> std::path::PathBuf {
+    flag.or_else(|| file.data_dir.clone()).unwrap_or_else(|| {
+        if dev {
+            "moim-data".into()
+        } else {
+            "/var/lib/moim".into()
+        }
+    })
+}
+
 pub fn load_file(path: &Path) -> Result<FileSettings, SettingsError> {
     let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
         path: path.display().to_string(),
@@ -174,9 +193,9 @@ pub struct FlagSettings {
     pub rtc_tcp_port: Option<u16>,
     pub node_ip: Option<IpAddr>,
     pub keys: Vec<(String, String)>,
-    pub tls_cert: Option<std::path::PathBuf>,
-    pub tls_key: Option<std::path::PathBuf>,
-    pub tls_self_signed: bool,
+    pub tls: tls::TlsFlags,
+    /// The data directory, already resolved (see [`data_dir`]).
+    pub data_dir: std::path::PathBuf,
     pub domain: Option<String>,
     pub turn_tls_port: Option<u16>,
     pub use_external_ip: bool,
@@ -380,32 +399,23 @@ pub fn resolve(
             .ok_or_else(|| SettingsError::StunServer(s.clone()))?;
         c.stun_servers.push(addr);
     }
-    // TLS: flags over environment over file.
-    let cert = flags
-        .tls_cert
-        .clone()
-        .or(env("MOIM_TLS_CERT").map(Into::into))
-        .or(file.tls.cert.clone());
-    let key = flags
-        .tls_key
-        .clone()
-        .or(env("MOIM_TLS_KEY").map(Into::into))
-        .or(file.tls.key.clone());
     c.domain = flags
         .domain
         .clone()
         .or(env("MOIM_DOMAIN"))
         .or(file.domain.clone());
-    c.tls = match (cert, key) {
-        (Some(cert), Some(key)) => Some(TlsSettings::Files { cert, key }),
-        (None, None) if flags.tls_self_signed || file.tls.self_signed => {
-            let mut names = moim_server::tls::default_names(c.announce_ip());
-            names.extend(c.domain.clone());
-            Some(TlsSettings::SelfSigned { names })
-        }
-        (None, None) => None,
-        _ => return Err(SettingsError::TlsPair),
-    };
+    c.tls = tls::resolve(
+        &file.tls,
+        env,
+        &flags.tls,
+        tls::Context {
+            domain: c.domain.as_deref(),
+            announce_ip: c.announce_ip(),
+            bind: c.bind,
+            https_port: c.port,
+            data_dir: &flags.data_dir,
+        },
+    )?;
     if let Some(v) = flags.turn_tls_port.or(file.turn.tls_port) {
         turn.tls_port = v;
     }

@@ -1,5 +1,12 @@
-//! TLS for HTTPS/WSS and TURN/TLS: one certificate, from PEM files or made
-//! up on the spot for a LAN or a dev machine.
+//! TLS for HTTPS/WSS and TURN/TLS: one certificate, from PEM files (read
+//! again when they change), from an ACME CA, or made up on the spot for a
+//! LAN or a dev machine. Every handshake asks [`LiveCert`] for it, so a new
+//! one takes effect without a restart.
+
+pub mod acme;
+mod live;
+mod reload;
+pub mod renewal;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +16,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tracing::warn;
 
+pub use acme::{AcmeSettings, ChallengeKind};
+pub use live::{certified_key, LiveCert, ACME_TLS_ALPN};
+pub use reload::CHECK_EVERY as RELOAD_CHECK_EVERY;
+
 #[derive(Debug, Clone)]
 pub enum TlsSettings {
     /// A certificate chain (leaf first, then intermediates) and its key.
@@ -16,6 +27,9 @@ pub enum TlsSettings {
     /// A self-signed certificate for these names. Browsers warn until the
     /// user accepts it; fine on a LAN, never on the internet.
     SelfSigned { names: Vec<String> },
+    /// Certificates from an ACME CA (Let's Encrypt by default), renewed
+    /// while moim runs.
+    Acme(AcmeSettings),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,39 +50,75 @@ pub enum TlsError {
     Mismatch(rustls::Error),
     #[error("cannot make a self-signed certificate: {0}")]
     SelfSigned(rcgen::Error),
+    #[error(transparent)]
+    Acme(#[from] acme::AcmeError),
+}
+
+/// The TLS configurations of a running server. Both answer with the same
+/// [`LiveCert`].
+#[derive(Clone)]
+pub struct Tls {
+    /// HTTPS and WSS: HTTP/1.1, and ACME's TLS-ALPN-01 validations.
+    pub https: Arc<rustls::ServerConfig>,
+    /// TURN over TLS: no ALPN, so TURN clients that offer `stun.turn` or
+    /// nothing are both served.
+    pub turn: Arc<rustls::ServerConfig>,
+    pub live: Arc<LiveCert>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls configuration shared by HTTPS and TURN/TLS.
-pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (chain, key) = match settings {
-        TlsSettings::Files { cert, key } => (read_chain(cert)?, read_key(key)?),
+/// Loads or makes the certificate and starts what keeps it fresh (the file
+/// watcher, the ACME task), on the current tokio runtime.
+pub async fn start(settings: &TlsSettings) -> Result<Tls, TlsError> {
+    let live = LiveCert::new();
+    match settings {
+        TlsSettings::Files { cert, key } => {
+            live.install(load_files(cert, key)?);
+            reload::watch(cert.clone(), key.clone(), live.clone());
+        }
         TlsSettings::SelfSigned { names } => {
             let certified =
                 rcgen::generate_simple_self_signed(names.clone()).map_err(TlsError::SelfSigned)?;
             let key = PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
-            (vec![certified.cert.der().clone()], key)
-        }
-    };
-    if let TlsSettings::Files { cert, .. } = settings {
-        if chain.len() == 1 {
-            warn!(
-                "TLS certificate {} has no intermediate certificates. If it was issued by a public CA, browsers \
-                 on some platforms will refuse it: use the full chain file (fullchain.pem with Let's Encrypt)",
-                cert.display()
+            live.install(
+                certified_key(vec![certified.cert.der().clone()], key)
+                    .map_err(TlsError::Mismatch)?,
             );
         }
+        TlsSettings::Acme(acme) => acme::start(acme, live.clone()).await?,
     }
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let base = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Mismatch)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(TlsError::Mismatch)?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(live.clone());
+    let turn = Arc::new(base.clone());
+    let mut https = base;
+    https.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    Ok(Tls {
+        https: Arc::new(https),
+        turn,
+        live,
+    })
+}
+
+/// A chain file and its key, checked to match.
+pub(crate) fn load_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let chain = read_chain(cert)?;
+    if chain.len() == 1 {
+        warn!(
+            "TLS certificate {} has no intermediate certificates. If it was issued by a public CA, browsers \
+             on some platforms will refuse it: use the full chain file (fullchain.pem with Let's Encrypt)",
+            cert.display()
+        );
+    }
+    certified_key(chain, read_key(key)?).map_err(TlsError::Mismatch)
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

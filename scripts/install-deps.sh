@@ -27,15 +27,25 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # ACME against Let's Encrypt's test CA (pebble, with pebble-challtestsrv as its DNS).
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
+# The reverse proxies moim ships configs for (tests/deploy), and openssl for their certificates.
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The packages' checks: podman builds and runs the image on a Debian base made
+# with debootstrap, podman-compose reads compose.yaml, systemd-analyze the unit.
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v podman-compose >/dev/null 2>&1 || need+=(podman-compose)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The coturn package starts a TURN server on 3478 on some images; the tests
-# run their own and need the port free.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
+# The coturn, nginx and caddy packages start their servers on some images; the tests
+# run their own and need the ports free.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn nginx caddy >/dev/null 2>&1 || true; fi
 pkill -x turnserver >/dev/null 2>&1 || true
 
 tests/browser/install.sh

@@ -34,6 +34,8 @@ trap - EXIT
 echo "== browser tests (livekit-client in Chromium; moim meet end to end)"
 cargo build -p moim
 (cd tests/browser && node --test --test-concurrency=1 run.mjs refusals.mjs shutdown.mjs long-meeting.mjs dynacast.mjs svc.mjs meet.mjs meet-failures.mjs meet-keyboard.mjs meet-auth-apart.mjs)
+echo "== deployment tests (deploy/: nginx and Caddy in front of moim, the OCI image under podman, Compose, systemd; with Chromium)"
+(cd tests/deploy && node --test --test-concurrency=1 proxies.test.mjs packages.test.mjs)
 echo "== Rust-core SDK tests (PyPI livekit and npm @livekit/rtc-node against moim, both signalling paths)"
 tests/rust-core-sdks/run.sh
 echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON path, webhooks)"

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     /// The embedded TURN server; `None` disables it.
     pub turn: Option<TurnSettings>,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The embedded TURN server, handed to clients in `ice_servers`.
@@ -132,6 +134,7 @@ impl ServerConfig {
             domain: None,
             stun_servers: Vec::new(),
             turn: Some(TurnSettings::default()),
+            trusted_proxies: Vec::new(),
         }
     }
 

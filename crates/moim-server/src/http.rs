@@ -7,15 +7,17 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::Extension;
 use axum::Router;
 use moim_proto::frame::{self, MAX_FRAME_BYTES};
 use moim_proto::token::{Claims, TokenError};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::bearer;
 use crate::client_info::ClientProfile;
+use crate::forwarded::PeerAddr;
 use crate::room::JoinParams;
 use crate::{signal, AppState};
 
@@ -291,28 +293,33 @@ fn admit(
     Ok((claims, params))
 }
 
+type Peer = Option<Extension<PeerAddr>>;
+
 async fn rtc_v0(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    peer: Peer,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, &q, &headers, ws, SignalPath::V0)
+    upgrade(state, &q, &headers, peer, ws, SignalPath::V0)
 }
 
 async fn rtc_v1(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
+    peer: Peer,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, &q, &headers, ws, SignalPath::V1)
+    upgrade(state, &q, &headers, peer, ws, SignalPath::V1)
 }
 
 fn upgrade(
     state: AppState,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
+    peer: Peer,
     ws: Upgrade,
     path: SignalPath,
 ) -> Response {
@@ -321,6 +328,7 @@ fn upgrade(
         Err(e) => return refuse(e),
     };
     let Ok(ws) = ws else {
+        warn_no_upgrade(&state, headers, peer);
         return SignalRefusal::NotUpgrade.into_response();
     };
     ws.max_message_size(MAX_FRAME_BYTES)
@@ -330,6 +338,36 @@ fn upgrade(
         // a large one still arrives, over several reads.
         .read_buffer_size(SIGNAL_READ_BUFFER)
         .on_upgrade(move |socket| signal::run(socket, state, claims, params))
+}
+
+/// A join that passed every check but arrived as a plain GET: a proxy in
+/// between dropped the upgrade. Said once per peer at WARN, since every
+/// participant behind that proxy will fail the same way.
+fn warn_no_upgrade(state: &AppState, headers: &HeaderMap, peer: Peer) {
+    let shown = |name: header::HeaderName| {
+        headers.get(&name).map_or_else(
+            || "absent".to_string(),
+            |v| format!("{:?}", v.to_str().unwrap_or("?")),
+        )
+    };
+    let (upgrade, connection) = (shown(header::UPGRADE), shown(header::CONNECTION));
+    let Some(Extension(PeerAddr(peer))) = peer else {
+        info!(%upgrade, %connection, "a signal request came without a WebSocket upgrade");
+        return;
+    };
+    if !state.no_upgrade_warned.first(peer.ip()) {
+        debug!(%peer, %upgrade, %connection, "a signal request came without a WebSocket upgrade");
+        return;
+    }
+    warn!(
+        proxy = %peer.ip(),
+        "a join with a valid token came from {} without a WebSocket upgrade (Upgrade: {upgrade}, \
+         Connection: {connection}); nobody can join through it. A reverse proxy at that address \
+         most likely drops the headers: nginx needs proxy_http_version 1.1; proxy_set_header \
+         Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade (see \
+         deploy/nginx/moim.conf). Said once per address",
+        peer.ip()
+    );
 }
 
 fn refuse(e: SignalRefusal) -> Response {

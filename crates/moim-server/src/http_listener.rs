@@ -35,6 +35,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 ) -> io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     loop {
@@ -48,15 +49,16 @@ pub async fn serve(
         };
         let app = app.clone();
         let acceptor = acceptor.clone();
+        let trusted = trusted_proxies.clone();
         tokio::spawn(async move {
             match acceptor {
-                None => serve_connection(tcp, remote, app).await,
+                None => serve_connection(tcp, remote, app, trusted).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) if is_acme_validation(&tls) => {
                             debug!(%remote, "answered an ACME TLS-ALPN-01 validation");
                         }
-                        Ok(Ok(tls)) => serve_connection(tls, remote, app).await,
+                        Ok(Ok(tls)) => serve_connection(tls, remote, app, trusted).await,
                         Ok(Err(e)) => debug!(%remote, "TLS handshake failed: {e}"),
                         Err(_) => debug!(%remote, "TLS handshake did not finish in time"),
                     }
@@ -71,8 +73,12 @@ fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
     tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN)
 }
 
-async fn serve_connection<S>(mut io: S, remote: SocketAddr, app: Router)
-where
+async fn serve_connection<S>(
+    mut io: S,
+    remote: SocketAddr,
+    app: Router,
+    trusted: Arc<[ipnet::IpNet]>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let head = match tokio::time::timeout(FIRST_LINE_TIMEOUT, read_first_line(&mut io)).await {
@@ -93,12 +99,21 @@ where
         Err(_) => return,
     };
     let io = Replay::new(head, io);
-    // Handlers that rate-limit by address read it as axum's ConnectInfo.
+    // Handlers that rate-limit by address read the client's as axum's
+    // ConnectInfo: behind a trusted proxy, the one it forwarded for.
     let service = TowerToHyperService::new(tower::util::MapRequest::new(
         app,
         move |mut req: axum::http::Request<_>| {
+            let client = crate::forwarded::client_ip(remote.ip(), req.headers(), &trusted);
+            let client = if client == remote.ip() {
+                remote
+            } else {
+                SocketAddr::new(client, 0)
+            };
             req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(remote));
+                .insert(axum::extract::ConnectInfo(client));
+            req.extensions_mut()
+                .insert(crate::forwarded::PeerAddr(remote));
             req
         },
     ));

@@ -7,6 +7,7 @@ mod client_info;
 pub mod config;
 mod directory;
 mod drain;
+pub mod forwarded;
 mod http;
 mod http_listener;
 pub mod room;
@@ -57,6 +58,8 @@ pub struct AppState {
     rooms: Arc<dyn RoomDirectory>,
     turn: Option<turn::TurnOffer>,
     drain: Arc<drain::Drain>,
+    /// Peers that sent `/rtc` without a WebSocket upgrade, warned about once.
+    no_upgrade_warned: Arc<forwarded::WarnedPeers>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +159,7 @@ impl Server {
                 media,
                 turn: turn_offer,
                 drain: Arc::default(),
+                no_upgrade_warned: Arc::default(),
             },
         })
     }
@@ -186,12 +190,18 @@ impl Server {
             self.state.rooms.clone(),
             self.state.config.drain_timeout,
         );
+        let trusted_proxies: Arc<[ipnet::IpNet]> = self.state.config.trusted_proxies.clone().into();
         let mut app = http::router(self.state);
         if let Some(extra) = self.extra_routes {
             app = app.merge(extra);
         }
         tokio::select! {
-            r = http_listener::serve(self.listener, app, self.tls.map(|t| t.https)) => r.map_err(ServeError::Serve),
+            r = http_listener::serve(
+                self.listener,
+                app,
+                self.tls.map(|t| t.https),
+                trusted_proxies,
+            ) => r.map_err(ServeError::Serve),
             () = drained => Ok(()),
         }
     }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (signaling, SFU).
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
     /// The app back end and moim meet on their own port, beside a moim
     /// server elsewhere (`moim serve` hosts them on its own port).
     Auth(cli::auth::AuthArgs),
@@ -68,7 +68,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::Serve(args) => cli::serve::run(args),
+        Cmd::Serve(args) => cli::serve::run(*args),
         Cmd::Auth(args) => cli::auth::run(args),
         Cmd::App { store, command } => cli::app_admin::run(store, command),
         Cmd::LoadTest(args) => cli::loadtest::run(args),

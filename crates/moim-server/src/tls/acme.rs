@@ -132,6 +132,7 @@ pub async fn start(settings: &AcmeSettings, live: Arc<LiveCert>) -> Result<(), A
             listener,
             challenge_router(live.clone()),
             None,
+            Arc::from([]),
         ));
     }
     if let Some(ca) = &settings.directory_ca {

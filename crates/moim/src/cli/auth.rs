@@ -96,7 +96,7 @@ pub fn run(args: AuthArgs) -> ExitCode {
         },
         None => settings::FileSettings::default(),
     };
-    let providers = match settings::auth::providers(file.auth, &|name| std::env::var(name).ok()) {
+    let providers = match settings::auth::providers(file.auth, &settings::process_env) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };

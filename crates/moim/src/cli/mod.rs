@@ -7,6 +7,7 @@ pub mod auth;
 pub mod data;
 pub mod loadtest;
 pub mod participants;
+mod print_config;
 pub mod rooms;
 pub mod serve;
 pub mod token;

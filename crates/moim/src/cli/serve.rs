@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// for a private or test CA such as pebble.
     #[arg(long, requires = "acme")]
     acme_directory_ca: Option<PathBuf>,
+    /// A reverse proxy (IP or CIDR range) whose X-Forwarded-For or
+    /// Forwarded header names the client; repeatable.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<String>,
     /// Print the configuration moim would run with (secrets masked) and exit.
     #[arg(long)]
     print_config: bool,
@@ -157,6 +161,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             acme_http_port: args.acme_http_port,
             acme_directory_ca: args.acme_directory_ca.clone(),
         },
+        trusted_proxies: args.trusted_proxies.clone(),
         data_dir: data_dir.clone(),
         domain: args.domain.clone(),
         turn_tls_port: args.turn_tls_port,
@@ -166,16 +171,25 @@ pub fn run(args: ServeArgs) -> ExitCode {
         no_turn: args.no_turn,
         dangerous_turn_allow_private: args.dangerous_turn_allow_private,
     };
-    let providers = match settings::auth::providers(std::mem::take(&mut file.auth), &|name| {
-        std::env::var(name).ok()
-    }) {
+    let providers = match settings::auth::providers(
+        std::mem::take(&mut file.auth),
+        &settings::process_env,
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let config = match settings::resolve(file, &|name| std::env::var(name).ok(), flags) {
+    let config = match settings::resolve(file, &settings::process_env, flags) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if args.print_config {
+        let public = app_config(&args, &config, config.port).public_origin;
+        print!(
+            "{}",
+            super::print_config::render(&config, &data_dir, &public, &providers)
+        );
+        return ExitCode::SUCCESS;
+    }
     if args.dev {
         tracing::warn!(
             "development mode: API key \"devkey\" with secret \"secret\"; never expose this server"

@@ -33,6 +33,10 @@ pub struct FileSettings {
     pub domain: Option<String>,
     #[serde(default)]
     pub tls: tls::TlsFileSettings,
+    /// Reverse proxies (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For`/`Forwarded` headers name the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Where moim keeps its files: the ACME cache, the app's SQLite
     /// database.
     pub data_dir: Option<std::path::PathBuf>,
@@ -133,6 +137,8 @@ pub enum SettingsError {
     #[error("{0}")]
     Webhook(String),
     #[error("{0}")]
+    TrustedProxy(String),
+    #[error("{0}")]
     Auth(String),
     #[error("{origin} is {value:?}: a node id is 1 to 64 letters, digits, '-', '_' or '.'")]
     NodeId { origin: &'static str, value: String },
@@ -153,6 +159,12 @@ fn checked_node_id(value: &str, origin: &'static str) -> Result<String, Settings
         });
     }
     Ok(value.to_string())
+}
+
+/// A `MOIM_*` variable of this process. Empty counts as unset: Compose
+/// and Helm pass `MOIM_NODE_IP=` for a value nobody filled in.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The data directory: the flag (or `MOIM_DATA_DIR`), else the file's
@@ -194,6 +206,7 @@ pub struct FlagSettings {
     pub node_ip: Option<IpAddr>,
     pub keys: Vec<(String, String)>,
     pub tls: tls::TlsFlags,
+    pub trusted_proxies: Vec<String>,
     /// The data directory, already resolved (see [`data_dir`]).
     pub data_dir: std::path::PathBuf,
     pub domain: Option<String>,
@@ -404,6 +417,19 @@ pub fn resolve(
         .clone()
         .or(env("MOIM_DOMAIN"))
         .or(file.domain.clone());
+    let proxies: Vec<String> = if !flags.trusted_proxies.is_empty() {
+        flags.trusted_proxies.clone()
+    } else if let Some(v) = env("MOIM_TRUSTED_PROXIES") {
+        v.split(',').map(str::to_string).collect()
+    } else {
+        file.trusted_proxies.clone()
+    };
+    c.trusted_proxies = proxies
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| moim_server::forwarded::parse_trusted(p))
+        .collect::<Result<_, _>>()
+        .map_err(SettingsError::TrustedProxy)?;
     c.tls = tls::resolve(
         &file.tls,
         env,

@@ -42,4 +42,4 @@ echo "== server SDK tests (livekit-server-sdk against moim: RoomService JSON pat
 (cd tests/sdk && node --experimental-websocket --test --test-concurrency=1)
 echo "== GStreamer webrtcbin against moim (RSA DTLS certificate, no codec preference)"
 tests/gstreamer/run.sh
-echo "== network-namespace tests (UDP blocked, server behind NAT; root)" && tests/netns/run.sh
+echo "== network-namespace tests (UDP blocked, only port 443 open, server behind NAT; root)" && tests/netns/run.sh

@@ -43,7 +43,7 @@ fi
 mkdir -p out
 # The whole suite is bounded; each test also has its own timeout. The runner runs in the
 # background so that a signal to this script triggers the cleanup at once.
-timeout -k 10 900 node --test --test-concurrency=1 udp-blocked.test.mjs nat.test.mjs quality.test.mjs bwe.test.mjs &
+timeout -k 10 900 node --test --test-concurrency=1 udp-blocked.test.mjs single-port.test.mjs nat.test.mjs quality.test.mjs bwe.test.mjs &
 runner=$!
 rc=0
 wait "$runner" || rc=$?

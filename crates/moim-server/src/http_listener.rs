@@ -69,11 +69,11 @@ pub async fn serve(
 }
 
 /// RFC 8737: a validation's connection ends after the handshake.
-fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
+pub(crate) fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
     tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN)
 }
 
-async fn serve_connection<S>(
+pub(crate) async fn serve_connection<S>(
     mut io: S,
     remote: SocketAddr,
     app: Router,
@@ -195,14 +195,14 @@ async fn refuse_too_long<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
 }
 
 /// A stream whose first bytes were already read: they are given back first.
-struct Replay<S> {
+pub(crate) struct Replay<S> {
     head: Vec<u8>,
     pos: usize,
     inner: S,
 }
 
 impl<S> Replay<S> {
-    fn new(head: Vec<u8>, inner: S) -> Self {
+    pub(crate) fn new(head: Vec<u8>, inner: S) -> Self {
         Self {
             head,
             pos: 0,

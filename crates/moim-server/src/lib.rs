@@ -10,6 +10,7 @@ mod drain;
 pub mod forwarded;
 mod http;
 mod http_listener;
+pub mod port_mux;
 pub mod room;
 mod room_service;
 mod server_info;
@@ -104,13 +105,14 @@ impl Server {
             udp_bind: SocketAddr::new(config.bind, config.rtc_udp_port),
             tcp_bind: (config.rtc_tcp_port != 0)
                 .then(|| SocketAddr::new(config.bind, config.rtc_tcp_port)),
+            tcp_shared_port: config.single_port,
             announce_ip: config.announce_ip(),
             shards: config.media_shards,
             ice_tcp: config.ice_tcp.clone(),
             downlink_bwe: config.downlink_bwe,
         })
         .await?;
-        let addr = SocketAddr::new(config.bind, config.port);
+        let addr = SocketAddr::new(config.bind, config.single_port.unwrap_or(config.port));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::BindHttp { addr, source })?;
@@ -131,7 +133,7 @@ impl Server {
                     announce: config.announce_ip(),
                     media_port: media.udp_addr().port(),
                 };
-                match turn::start(settings, own, turn_tls).await {
+                match turn::start(settings, own, turn_tls, config.single_port).await {
                     Some((h, o)) => (Some(h), Some(o)),
                     None => (None, None),
                 }
@@ -191,17 +193,26 @@ impl Server {
             self.state.config.drain_timeout,
         );
         let trusted_proxies: Arc<[ipnet::IpNet]> = self.state.config.trusted_proxies.clone().into();
+        let media_door = self.state.media.ice_tcp_door();
+        let single_port = self.state.config.single_port.is_some();
         let mut app = http::router(self.state);
         if let Some(extra) = self.extra_routes {
             app = app.merge(extra);
         }
+        let tls = self.tls.map(|t| t.https);
+        let serving = async {
+            if single_port {
+                let doors = port_mux::Doors {
+                    turn: _turn.as_ref().map(|t| t.streams.clone()),
+                    ice_tcp: media_door,
+                };
+                port_mux::serve(self.listener, app, tls, trusted_proxies, doors).await
+            } else {
+                http_listener::serve(self.listener, app, tls, trusted_proxies).await
+            }
+        };
         tokio::select! {
-            r = http_listener::serve(
-                self.listener,
-                app,
-                self.tls.map(|t| t.https),
-                trusted_proxies,
-            ) => r.map_err(ServeError::Serve),
+            r = serving => r.map_err(ServeError::Serve),
             () = drained => Ok(()),
         }
     }

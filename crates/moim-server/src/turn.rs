@@ -125,6 +125,7 @@ pub async fn start(
     settings: &TurnSettings,
     own: OwnAddresses,
     tls: Option<(Arc<rustls::ServerConfig>, String)>,
+    shared_port: Option<u16>,
 ) -> Option<(TurnHandle, TurnOffer)> {
     let OwnAddresses { bind, announce, .. } = own;
     let secret = if settings.secret.is_empty() {
@@ -142,7 +143,16 @@ pub async fn start(
         .as_ref()
         .map(|(_, host)| host.clone())
         .unwrap_or_default();
+    let has_tls = tls.is_some();
     config.tls_listen = tls.map(|(cfg, _)| (SocketAddr::new(bind, settings.tls_port), cfg));
+    if let Some(port) = shared_port {
+        // TCP and TLS clients arrive through the one-port listener; UDP
+        // has the port to itself (media stays on its own, see
+        // ServerConfig::single_port).
+        config.udp_listen = Some(SocketAddr::new(bind, port));
+        config.tcp_listen = None;
+        config.tls_listen = None;
+    }
     config.relay_port_range = settings.relay_port_range.clone();
     let limits = &settings.limits;
     if let Some(v) = limits.max_connections {
@@ -171,8 +181,12 @@ pub async fn start(
             let offer = TurnOffer {
                 host: announce,
                 udp_port: handle.udp_addr.map(|a| a.port()),
-                tcp_port: handle.tcp_addr.map(|a| a.port()),
-                tls_port: handle.tls_addr.map(|a| a.port()),
+                tcp_port: shared_port.or(handle.tcp_addr.map(|a| a.port())),
+                tls_port: match shared_port {
+                    Some(p) if has_tls => Some(p),
+                    Some(_) => None,
+                    None => handle.tls_addr.map(|a| a.port()),
+                },
                 tls_host,
                 secret,
                 ttl: settings.credential_ttl,

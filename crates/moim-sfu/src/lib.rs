@@ -30,7 +30,7 @@ pub mod stun;
 mod udp_batch;
 
 pub use api::*;
-pub use ice_tcp::{IceTcpCounts, IceTcpLimits};
+pub use ice_tcp::{IceTcpCounts, IceTcpDoor, IceTcpLimits};
 pub use plane::{MediaConfig, MediaCounts, MediaError, MediaPlane};
 
 /// Parsers of network input that are not otherwise public, for the fuzz

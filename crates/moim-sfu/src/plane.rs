@@ -26,6 +26,11 @@ use crate::shard::{
 pub struct MediaConfig {
     pub udp_bind: SocketAddr,
     pub tcp_bind: Option<SocketAddr>,
+    /// ICE-TCP arrives through another listener on this port (moim's one
+    /// port for everything, which hands connections to
+    /// [`MediaPlane::ice_tcp_door`]): no listener of the media plane's
+    /// own, and TCP candidates name this port. Wins over `tcp_bind`.
+    pub tcp_shared_port: Option<u16>,
     /// The address written into ICE candidates.
     pub announce_ip: IpAddr,
     pub shards: usize,
@@ -62,7 +67,7 @@ pub struct MediaPlane {
     latencies: Vec<Arc<PassLatency>>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
-    ice_tcp: Option<ice_tcp::Connections>,
+    ice_tcp: Option<ice_tcp::IceTcpDoor>,
     next_key: AtomicU64,
     counters: Arc<PlaneCounters>,
     gauges: Vec<Arc<ShardGauges>>,
@@ -96,7 +101,7 @@ impl MediaPlane {
             addr: config.udp_bind,
             source,
         })?;
-        let listener = match config.tcp_bind {
+        let listener = match config.tcp_bind.filter(|_| config.tcp_shared_port.is_none()) {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -105,6 +110,7 @@ impl MediaPlane {
             None => None,
         };
         let tcp_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let tcp_candidate_port = config.tcp_shared_port.or(tcp_addr.map(|a| a.port()));
         size_socket_buffers(&socket);
         // Shard 0 polls the socket and drains it without blocking.
         socket
@@ -133,7 +139,7 @@ impl MediaPlane {
             let ctx = ShardContext {
                 index,
                 udp_candidate: SocketAddr::new(config.announce_ip, udp_addr.port()),
-                tcp_candidate: tcp_addr.map(|a| SocketAddr::new(config.announce_ip, a.port())),
+                tcp_candidate: tcp_candidate_port.map(|p| SocketAddr::new(config.announce_ip, p)),
                 downlink_bwe: config.downlink_bwe,
                 recycle: recycle_tx.clone(),
                 latency: latencies[index].clone(),
@@ -166,16 +172,13 @@ impl MediaPlane {
                 .map_err(MediaError::Thread)?;
         }
 
-        let ice_tcp = listener.map(|listener| {
+        let ice_tcp = tcp_candidate_port.map(|_| {
             let conns = ice_tcp::Connections::new(config.ice_tcp.clone());
-            tokio::spawn(ice_tcp::accept(
-                listener,
-                conns.clone(),
-                shards.clone(),
-                routes,
-            ));
-            conns
+            ice_tcp::IceTcpDoor::new(conns, shards.clone(), routes)
         });
+        if let (Some(listener), Some(door)) = (listener, &ice_tcp) {
+            tokio::spawn(ice_tcp::accept(listener, door.clone()));
+        }
         info!(%udp_addr, tcp = ?tcp_addr, shards = n, "media plane started");
         Ok(Arc::new(Self {
             shards,
@@ -201,8 +204,14 @@ impl MediaPlane {
     pub fn ice_tcp_counts(&self) -> IceTcpCounts {
         self.ice_tcp
             .as_ref()
-            .map(ice_tcp::Connections::counts)
+            .map(ice_tcp::IceTcpDoor::counts)
             .unwrap_or_default()
+    }
+
+    /// Where ICE-TCP connections accepted by another listener enter; `None`
+    /// when ICE-TCP is off.
+    pub fn ice_tcp_door(&self) -> Option<ice_tcp::IceTcpDoor> {
+        self.ice_tcp.clone()
     }
 
     /// How long shards held media, summed over all shards (see `latency.rs`).

@@ -34,6 +34,7 @@ async fn start(limits: IceTcpLimits) -> Arc<MediaPlane> {
     MediaPlane::start(MediaConfig {
         udp_bind: "127.0.0.1:0".parse().expect("addr"),
         tcp_bind: Some("127.0.0.1:0".parse().expect("addr")),
+        tcp_shared_port: None,
         announce_ip: Ipv4Addr::LOCALHOST.into(),
         shards: 1,
         ice_tcp: limits,

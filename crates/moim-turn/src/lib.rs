@@ -9,6 +9,8 @@ pub mod proto;
 pub mod server;
 
 pub use proto::rest_credentials;
+pub use proto::Transport;
+pub use server::stream::StreamDoor;
 pub use server::{spawn, TurnConfig, TurnError, TurnHandle};
 
 /// Parsers of network input that are not otherwise public, for the fuzz

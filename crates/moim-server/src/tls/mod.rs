@@ -97,7 +97,13 @@ pub async fn start(settings: &TlsSettings) -> Result<Tls, TlsError> {
         .with_cert_resolver(live.clone());
     let turn = Arc::new(base.clone());
     let mut https = base;
-    https.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    // TURN clients that offer stun.turn (RFC 7443) must find it, or rustls
+    // refuses the handshake; it matters on one port for everything.
+    https.alpn_protocols = vec![
+        b"http/1.1".to_vec(),
+        ACME_TLS_ALPN.to_vec(),
+        crate::port_mux::TURN_ALPN.to_vec(),
+    ];
     Ok(Tls {
         https: Arc::new(https),
         turn,

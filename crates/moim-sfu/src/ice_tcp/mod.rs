@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
@@ -207,14 +207,58 @@ impl Connections {
     }
 }
 
-/// Accepts ICE-TCP connections for as long as the media plane runs.
-pub(crate) async fn accept(
-    listener: TcpListener,
+/// Where ICE-TCP connections enter, from moim's own listener or from
+/// another that told them apart by their first bytes (one port for
+/// everything). The same bounds apply to both.
+#[derive(Clone)]
+pub struct IceTcpDoor {
     conns: Connections,
     shards: Vec<ShardHandle>,
     routes: Arc<RwLock<HashMap<String, usize>>>,
-) {
-    let stun_deadline = conns.limits.stun_deadline;
+}
+
+impl IceTcpDoor {
+    pub(crate) fn new(
+        conns: Connections,
+        shards: Vec<ShardHandle>,
+        routes: Arc<RwLock<HashMap<String, usize>>>,
+    ) -> Self {
+        Self {
+            conns,
+            shards,
+            routes,
+        }
+    }
+
+    /// Serves one RFC 4571 stream. `accepted` starts its deadline for a
+    /// first STUN request.
+    pub fn serve<S>(&self, stream: S, remote: SocketAddr, accepted: tokio::time::Instant)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (slot, kicked) = self.conns.admit(remote);
+        let deadline = accepted + self.conns.limits.stun_deadline;
+        let conn = Conn {
+            remote,
+            slot,
+            conns: self.conns.clone(),
+            shards: self.shards.clone(),
+            routes: self.routes.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = conn.serve(stream, kicked, deadline).await {
+                debug!(%remote, "ICE-TCP connection closed: {e}");
+            }
+        });
+    }
+
+    pub(crate) fn counts(&self) -> IceTcpCounts {
+        self.conns.counts()
+    }
+}
+
+/// Accepts ICE-TCP connections for as long as the media plane runs.
+pub(crate) async fn accept(listener: TcpListener, door: IceTcpDoor) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
@@ -224,20 +268,8 @@ pub(crate) async fn accept(
                 continue;
             }
         };
-        let (slot, kicked) = conns.admit(remote);
-        let deadline = tokio::time::Instant::now() + stun_deadline;
-        let conn = Conn {
-            remote,
-            slot,
-            conns: conns.clone(),
-            shards: shards.clone(),
-            routes: routes.clone(),
-        };
-        tokio::spawn(async move {
-            if let Err(e) = conn.serve(stream, kicked, deadline).await {
-                debug!(%remote, "ICE-TCP connection closed: {e}");
-            }
-        });
+        let _ = stream.set_nodelay(true);
+        door.serve(stream, remote, tokio::time::Instant::now());
     }
 }
 
@@ -284,15 +316,17 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(
+    async fn serve<S>(
         self,
-        stream: TcpStream,
+        stream: S,
         mut kicked: oneshot::Receiver<Limit>,
         deadline: tokio::time::Instant,
-    ) -> Result<(), Ended> {
+    ) -> Result<(), Ended>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let limits = self.conns.limits.clone();
-        let _ = stream.set_nodelay(true);
-        let (reader, mut writer) = stream.into_split();
+        let (reader, mut writer) = tokio::io::split(stream);
         let mut frames = FrameStream::new(reader, FIRST_FRAME_MAX);
         let first = tokio::select! {
             r = tokio::time::timeout_at(deadline, frames.next()) => match r {

@@ -140,6 +140,8 @@ pub struct TurnHandle {
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
+    /// For TCP and TLS connections accepted by another listener.
+    pub streams: stream::StreamDoor,
     tasks: JoinSet<()>,
 }
 
@@ -234,24 +236,25 @@ pub async fn spawn(config: TurnConfig) -> Result<TurnHandle, TurnError> {
     };
 
     let local = |r: io::Result<SocketAddr>, proto, addr| r.map_err(bind_err(proto, addr));
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let conns = limits::Connections::new(limits::ConnLimits {
+        max: config.max_connections,
+        per_source: config.max_connections_per_source,
+        headroom: config.max_connections / 8,
+    });
     let mut handle = TurnHandle {
         udp_addr: None,
         tcp_addr: None,
         tls_addr: None,
+        streams: stream::door(events_tx.clone(), conns.clone(), config.auth_deadline),
         tasks: JoinSet::new(),
     };
-    let (events_tx, events_rx) = mpsc::channel(4096);
     if let (Some(udp), Some(addr)) = (&udp, config.udp_listen) {
         handle.udp_addr = Some(local(udp.local_addr(), "UDP", addr)?);
         handle
             .tasks
             .spawn(actor::read_udp_listener(udp.clone(), events_tx.clone()));
     }
-    let conns = limits::Connections::new(limits::ConnLimits {
-        max: config.max_connections,
-        per_source: config.max_connections_per_source,
-        headroom: config.max_connections / 8,
-    });
     if let (Some(l), Some(addr)) = (tcp, config.tcp_listen) {
         handle.tcp_addr = Some(local(l.local_addr(), "TCP", addr)?);
         let ev = events_tx.clone();

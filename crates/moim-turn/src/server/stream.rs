@@ -21,6 +21,68 @@ use crate::proto::{ClientAddr, Transport};
 const WRITE_QUEUE: usize = 256;
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Takes TCP and TLS connections accepted elsewhere: by moim's one-port
+/// listener, which reads the first bytes to tell TURN from HTTPS and
+/// ICE-TCP. The same limits apply as to the server's own listeners.
+#[derive(Clone)]
+pub struct StreamDoor {
+    events: mpsc::Sender<Event>,
+    conns: Connections,
+    auth_deadline: Duration,
+}
+
+impl StreamDoor {
+    /// Serves one client's STUN/ChannelData stream. `transport` is what the
+    /// client used (TLS when the stream was decrypted by the caller);
+    /// `accepted` is when the connection was accepted, so a TLS handshake
+    /// done by the caller counts against the allocation deadline.
+    pub fn serve<S>(
+        &self,
+        stream: S,
+        addr: std::net::SocketAddr,
+        transport: Transport,
+        accepted: Instant,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let client = ClientAddr { transport, addr };
+        let admission = match self.conns.admit(client) {
+            Ok(a) => a,
+            Err(why) => {
+                debug!(?why, "TURN connection refused");
+                return;
+            }
+        };
+        let deadline = accepted + self.auth_deadline;
+        tokio::spawn(serve(
+            stream,
+            client,
+            self.events.clone(),
+            self.conns.clone(),
+            admission,
+            deadline,
+        ));
+    }
+}
+
+impl std::fmt::Debug for StreamDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamDoor").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn door(
+    events: mpsc::Sender<Event>,
+    conns: Connections,
+    auth_deadline: Duration,
+) -> StreamDoor {
+    StreamDoor {
+        events,
+        conns,
+        auth_deadline,
+    }
+}
+
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,

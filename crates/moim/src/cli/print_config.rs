@@ -46,6 +46,9 @@ pub fn render(
     );
     let _ = writeln!(o, "bind = {}", quoted(&c.bind.to_string()));
     let _ = writeln!(o, "port = {}", c.port);
+    if let Some(p) = c.single_port {
+        let _ = writeln!(o, "single_port = {p}");
+    }
     match c.node_ip {
         Some(ip) => {
             let _ = writeln!(o, "node_ip = {}", quoted(&ip.to_string()));

@@ -24,6 +24,12 @@ pub struct ServeArgs {
     /// HTTP/WebSocket port (7880).
     #[arg(long)]
     port: Option<u16>,
+    /// One port for everything, for networks that allow only 443: HTTPS
+    /// and WSS, TURN over TLS and TCP, and ICE-TCP on this TCP port, TURN
+    /// over UDP on this UDP port. Overrides --port, --rtc-tcp-port and the
+    /// TURN ports; media keeps --rtc-udp-port for clients that may use it.
+    #[arg(long)]
+    single_port: Option<u16>,
     /// Media UDP port (7882).
     #[arg(long)]
     rtc_udp_port: Option<u16>,
@@ -146,6 +152,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         dev: args.dev,
         bind: args.bind,
         port: args.port,
+        single_port: args.single_port,
         rtc_udp_port: args.rtc_udp_port,
         rtc_tcp_port: args.rtc_tcp_port,
         node_ip: args.node_ip,
@@ -171,13 +178,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         no_turn: args.no_turn,
         dangerous_turn_allow_private: args.dangerous_turn_allow_private,
     };
-    let providers = match settings::auth::providers(
-        std::mem::take(&mut file.auth),
-        &settings::process_env,
-    ) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    let providers =
+        match settings::auth::providers(std::mem::take(&mut file.auth), &settings::process_env) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
     let config = match settings::resolve(file, &settings::process_env, flags) {
         Ok(c) => c,
         Err(e) => return fail(e),

@@ -21,6 +21,9 @@ use serde::Deserialize;
 pub struct FileSettings {
     pub bind: Option<IpAddr>,
     pub port: Option<u16>,
+    /// One port for everything (HTTPS, TURN over TLS and TCP, ICE-TCP on
+    /// TCP; TURN over UDP); overrides port, rtc.tcp_port and the TURN ports.
+    pub single_port: Option<u16>,
     pub node_ip: Option<IpAddr>,
     /// This node's id among its peers; random per process when unset.
     pub node_id: Option<String>,
@@ -201,6 +204,7 @@ pub struct FlagSettings {
     pub dev: bool,
     pub bind: Option<IpAddr>,
     pub port: Option<u16>,
+    pub single_port: Option<u16>,
     pub rtc_udp_port: Option<u16>,
     pub rtc_tcp_port: Option<u16>,
     pub node_ip: Option<IpAddr>,
@@ -381,6 +385,14 @@ pub fn resolve(
     }
     if let Some(v) = flags.port {
         c.port = v;
+    }
+    c.single_port = flags
+        .single_port
+        .or(env_parse(env, "MOIM_SINGLE_PORT")?)
+        .or(file.single_port);
+    if let Some(p) = c.single_port {
+        // The app's public URL and the ACME challenge choice follow the port.
+        c.port = p;
     }
     if let Some(v) = flags.rtc_udp_port {
         c.rtc_udp_port = v;

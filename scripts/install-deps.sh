@@ -37,6 +37,10 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v podman-compose >/dev/null 2>&1 || need+=(podman-compose)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The Helm chart's render check (tests/deploy/chart-render): Go with Sprig and YAML.
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ]] || need+=(golang-github-masterminds-sprig-dev)
+[[ -d /usr/share/gocode/src/gopkg.in/yaml.v3 ]] || need+=(golang-gopkg-yaml.v3-dev)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

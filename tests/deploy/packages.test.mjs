@@ -1,6 +1,8 @@
 // The packages moim ships are read by the tools that will run them: systemd checks the
-// unit, a Compose implementation turns compose.yaml into container runs, and moim reads
-// the example config. Then the OCI image is built with podman from deploy/Containerfile
+// unit, a Compose implementation turns compose.yaml into container runs, moim reads the
+// example config, and the Helm chart is rendered (by chart-render: no helm binary comes
+// from this machine's registries, so Helm's engine, Go's text/template with Sprig, is
+// built from Debian's packages) and its objects checked. Then the OCI image is built with podman from deploy/Containerfile
 // and started, and two Chromium pages meet through the moim inside it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,6 +88,70 @@ describe('Compose', () => {
     const r = spawnSync('podman-compose', ['-f', deployFile('compose.yaml'), '--dry-run', 'up', '-d'], { encoding: 'utf8', env });
     assert.notEqual(r.status, 0);
     assert.match(r.stdout + r.stderr, /set MOIM_KEYS/);
+  });
+});
+
+describe('Helm chart', () => {
+  let render;
+  before(() => {
+    const dir = scratchDir('chart-render');
+    const bin = path.join(dir, 'chart-render');
+    fs.copyFileSync(path.join(ROOT, 'tests/deploy/chart-render/main.go'), path.join(dir, 'main.go'));
+    // Debian's Go packages live in GOPATH form under /usr/share/gocode.
+    execFileSync('go', ['build', '-o', bin, '.'], {
+      cwd: dir,
+      env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: path.join(dir, 'cache') },
+    });
+    render = (...sets) => {
+      const r = spawnSync(bin, [deployFile('helm/moim'), 'meet', ...sets], { encoding: 'utf8' });
+      return { ok: r.status === 0, objects: r.status === 0 ? JSON.parse(r.stdout) : [], error: r.stderr };
+    };
+  });
+  const of = (objects, kind) => objects.find((o) => o.kind === kind);
+  const env = (container, name) => container.env.find((e) => e.name === name);
+
+  test('renders a Deployment on the host network, its Service, Secret and disruption budget', () => {
+    const { ok, objects, error } = render(`keys.value=mykey: ${SECRET}`);
+    assert.ok(ok, error);
+    assert.deepEqual(objects.map((o) => o.kind).sort(), ['Deployment', 'PodDisruptionBudget', 'Secret', 'Service']);
+    const pod = of(objects, 'Deployment').spec.template.spec;
+    const moim = pod.containers[0];
+    assert.equal(pod.hostNetwork, true, 'media ports are the node\'s');
+    assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet');
+    assert.ok(pod.terminationGracePeriodSeconds > Number(env(moim, 'MOIM_DRAIN_TIMEOUT_SECS').value), 'the grace period outlasts the drain');
+    assert.equal(moim.readinessProbe.httpGet.path, '/healthz');
+    assert.equal(moim.livenessProbe.httpGet.path, '/healthz');
+    assert.ok(moim.livenessProbe.failureThreshold * moim.livenessProbe.periodSeconds > pod.terminationGracePeriodSeconds, 'a draining pod (503) is not killed for it');
+    assert.deepEqual(env(moim, 'MOIM_NODE_IP').valueFrom, { fieldRef: { fieldPath: 'status.hostIP' } }, 'by default the node\'s address is announced');
+    const secret = of(objects, 'Secret');
+    assert.equal(env(moim, 'MOIM_KEYS').valueFrom.secretKeyRef.name, secret.metadata.name);
+    assert.equal(secret.stringData.keys, `mykey: ${SECRET}`);
+    const service = of(objects, 'Service');
+    assert.deepEqual(service.spec.selector, of(objects, 'PodDisruptionBudget').spec.selector.matchLabels);
+    assert.ok(moim.ports.some((p) => p.protocol === 'UDP' && p.containerPort === 7882));
+  });
+
+  test('a public IP behind cloud NAT, or STUN discovery, replaces the node address', () => {
+    const nat = render(`keys.value=mykey: ${SECRET}`, 'media.nodeIp=203.0.113.10', 'media.singlePort=443');
+    assert.ok(nat.ok, nat.error);
+    const moim = of(nat.objects, 'Deployment').spec.template.spec.containers[0];
+    assert.equal(env(moim, 'MOIM_NODE_IP').value, '203.0.113.10');
+    assert.ok(moim.args.includes('--single-port=443'));
+    const stun = render(`keys.value=mykey: ${SECRET}`, 'media.useExternalIp=true');
+    const moim2 = of(stun.objects, 'Deployment').spec.template.spec.containers[0];
+    assert.equal(env(moim2, 'MOIM_NODE_IP'), undefined);
+    assert.ok(moim2.args.includes('--use-external-ip'));
+  });
+
+  test('without keys the chart refuses, saying what to set; an existing Secret is used as is', () => {
+    const none = render();
+    assert.equal(none.ok, false);
+    assert.match(none.error, /set keys\.value/);
+    const existing = render('keys.existingSecret=moim-keys');
+    assert.ok(existing.ok, existing.error);
+    assert.equal(of(existing.objects, 'Secret'), undefined);
+    const moim = of(existing.objects, 'Deployment').spec.template.spec.containers[0];
+    assert.equal(env(moim, 'MOIM_KEYS').valueFrom.secretKeyRef.name, 'moim-keys');
   });
 });
 

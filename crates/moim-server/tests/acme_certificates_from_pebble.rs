@@ -29,8 +29,7 @@ fn acme(pebble: &Pebble, challenge: ChallengeKind, http_port: Option<u16>) -> Ac
 }
 
 async fn serve(port: u16, settings: AcmeSettings) -> common::TestServer {
-    // moim's ACME log says why an order failed, if one does.
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    capture_logs();
     common::start_with(|c| {
         c.port = port;
         c.domain = Some(DOMAIN.to_string());
@@ -40,6 +39,39 @@ async fn serve(port: u16, settings: AcmeSettings) -> common::TestServer {
         }
     })
     .await
+}
+
+/// moim's log, kept for the test that reads what an operator is told
+/// (and printed, so a failing test shows why an order failed).
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Tee;
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = LOG.lock() {
+            log.extend_from_slice(buf);
+        }
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(|| Tee)
+        .try_init();
+}
+
+fn log_text() -> String {
+    LOG.lock()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default()
 }
 
 /// Waits until `addr` presents a certificate for DOMAIN that chains to
@@ -130,6 +162,50 @@ async fn a_certificate_is_issued_over_http_01_on_the_plain_http_port() {
     assert_eq!(
         response.headers()["location"],
         format!("https://{DOMAIN}/some/page?x=1").as_str()
+    );
+    server.shutdown.now();
+}
+
+/// The CA cannot reach moim (here: pebble validates on a port nobody
+/// listens on, as when a firewall blocks 443). moim keeps serving and says
+/// which check failed, what the CA saw, and what to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_cannot_reach_moim_is_explained_to_the_operator() {
+    let nobody_listens = free_port();
+    let pebble = Pebble::start(nobody_listens, free_port(), 3600);
+    let settings = acme(&pebble, ChallengeKind::TlsAlpn01, None);
+    let server = serve(0, settings).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let log = log_text();
+        if let Some(line) = log.lines().find(|l| l.contains("ACME order failed")) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no ACME failure logged:\n{log}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        line.contains("could not validate meet.moim.test with tls-alpn-01"),
+        "{line}"
+    );
+    assert!(
+        line.contains("TCP port 443"),
+        "says where the CA connects: {line}"
+    );
+    assert!(
+        line.contains("security group"),
+        "and what usually blocks it: {line}"
+    );
+    assert!(
+        line.contains("browsers cannot connect"),
+        "and what it means: {line}"
+    );
+    // The server still answers; HTTPS just has no certificate yet.
+    assert!(
+        served_leaf(server.http, DOMAIN, &pebble.issuing_root().await)
+            .await
+            .is_none()
     );
     server.shutdown.now();
 }

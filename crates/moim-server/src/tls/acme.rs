@@ -125,15 +125,25 @@ pub async fn start(settings: &AcmeSettings, live: Arc<LiveCert>) -> Result<(), A
     })?;
     restrict(&dir);
     if let Some(addr) = settings.http_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AcmeError::HttpListen { addr, source })?;
-        tokio::spawn(crate::http_listener::serve(
-            listener,
-            challenge_router(live.clone()),
-            None,
-            Arc::from([]),
-        ));
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tokio::spawn(crate::http_listener::serve(
+                    listener,
+                    challenge_router(live.clone()),
+                    None,
+                    Arc::from([]),
+                ));
+            }
+            // HTTP-01 cannot work without it; TLS-ALPN-01 needs only the
+            // HTTPS port, and the plain port then only redirects.
+            Err(source) if settings.challenge == ChallengeKind::Http01 => {
+                return Err(AcmeError::HttpListen { addr, source });
+            }
+            Err(e) => warn!(
+                "cannot listen for plain HTTP on {addr} ({e}); ACME validates on the HTTPS port \
+                 (tls-alpn-01), so only the redirect from http:// to https:// is missing"
+            ),
+        }
     }
     if let Some(ca) = &settings.directory_ca {
         // Read now, so a wrong path fails at start and not at the first order.
@@ -184,7 +194,10 @@ async fn keep_fresh(
                     .min(Duration::from_secs(3600));
                 tokio::time::sleep(wait).await;
             }
-            Next::Order => match order(&settings, &dir, &live).await {
+            Next::Order => match order(&settings, &dir, &live)
+                .await
+                .map_err(|e| as_validation(e, &settings))
+            {
                 Ok(validity) => {
                     info!(
                         domain = %settings.domains[0],
@@ -211,6 +224,36 @@ async fn keep_fresh(
                 }
             },
         }
+    }
+}
+
+/// RFC 8555 §6.7's problem types that mean "the CA's check of this server
+/// failed", wherever instant-acme reported them (the challenge's answer or
+/// the order's state): said as a failed validation, with its advice.
+fn as_validation(e: OrderError, settings: &AcmeSettings) -> OrderError {
+    const VALIDATION: [&str; 6] = [
+        "connection",
+        "dns",
+        "tls",
+        "unauthorized",
+        "incorrectResponse",
+        "caa",
+    ];
+    match e {
+        OrderError::Acme(instant_acme::Error::Api(p))
+            if p.r#type.as_deref().is_some_and(|t| {
+                VALIDATION
+                    .iter()
+                    .any(|v| t.strip_prefix("urn:ietf:params:acme:error:") == Some(v))
+            }) =>
+        {
+            OrderError::Validation {
+                domain: settings.domains.join(", "),
+                kind: settings.challenge.name(),
+                detail: p.detail.unwrap_or_else(|| p.r#type.unwrap_or_default()),
+            }
+        }
+        other => other,
     }
 }
 

@@ -30,6 +30,12 @@ pub const TURN_ALPN: &[u8] = b"stun.turn";
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections that have not yet said what they are, at most. Clients send
+/// their first bytes at once (a ClientHello, a STUN request); only idle
+/// connections wait here, and past this bound new ones are closed rather
+/// than let an idle flood hold every file descriptor.
+const MAX_UNSAID: usize = 1024;
+
 /// What the first bytes of a connection say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,6 +109,7 @@ pub async fn serve(
     doors: Doors,
 ) -> io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
+    let unsaid = Arc::new(tokio::sync::Semaphore::new(MAX_UNSAID));
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -116,6 +123,10 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let trusted = trusted_proxies.clone();
         let doors = doors.clone();
+        let Ok(permit) = unsaid.clone().try_acquire_owned() else {
+            debug!(%remote, "closed: {MAX_UNSAID} connections already wait to say what they are");
+            continue;
+        };
         tokio::spawn(async move {
             let accepted = tokio::time::Instant::now();
             let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&tcp)).await {
@@ -125,6 +136,7 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
+            drop(permit);
             route(tcp, remote, kind, accepted, app, acceptor, trusted, doors).await;
         });
     }

@@ -52,14 +52,14 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     /// The embedded TURN server; `None` disables it.
     pub turn: Option<TurnSettings>,
-    /// One port for everything (`--single-port 443`): HTTPS/WSS, TURN over
-    /// TLS and TCP, and ICE-TCP on this TCP port, told apart by their first
-    /// bytes; TURN over UDP on the same UDP port. Overrides `port`,
-    /// `rtc_tcp_port` and the TURN ports. Media keeps its own UDP port
+    /// One port for everything (`--single-port 443`): `port` carries
+    /// HTTPS/WSS, TURN over TLS and TCP, and ICE-TCP on TCP, told apart by
+    /// their first bytes, and TURN over UDP on UDP; `rtc_tcp_port` and the
+    /// TURN ports are not used. Media keeps its own UDP port
     /// (`rtc_udp_port`): Chromium drops remote candidates on ports under
     /// 1024, so a browser reaches media on 443 only through TURN, which
     /// relays to that port inside this host.
-    pub single_port: Option<u16>,
+    pub one_port: bool,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -142,7 +142,7 @@ impl ServerConfig {
             domain: None,
             stun_servers: Vec::new(),
             turn: Some(TurnSettings::default()),
-            single_port: None,
+            one_port: false,
             trusted_proxies: Vec::new(),
         }
     }

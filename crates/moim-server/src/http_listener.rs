@@ -16,9 +16,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
+
+use crate::port_mux::{Doors, Mux};
 
 /// The longest first request line moim reads. hyper refuses URIs over
 /// 65,534 bytes; a line under this bound always holds a URI hyper accepts.
@@ -30,14 +32,31 @@ const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until the process ends.
+/// What every connection of the listener shares.
+struct Shared {
+    app: Router,
+    acceptor: Option<TlsAcceptor>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// With one port for everything: where TURN and ICE-TCP go.
+    mux: Option<Mux>,
+}
+
+/// Accepts connections until the process ends. With `doors`, the port is
+/// shared (`--single-port`): each connection's first bytes say whether it
+/// is HTTP(S) or goes to TURN or ICE-TCP.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    doors: Option<Doors>,
 ) -> io::Result<()> {
-    let acceptor = tls.map(TlsAcceptor::from);
+    let shared = Arc::new(Shared {
+        app,
+        acceptor: tls.map(TlsAcceptor::from),
+        trusted_proxies,
+        mux: doors.map(Mux::new),
+    });
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -47,33 +66,49 @@ pub async fn serve(
                 continue;
             }
         };
-        let app = app.clone();
-        let acceptor = acceptor.clone();
-        let trusted = trusted_proxies.clone();
-        tokio::spawn(async move {
-            match acceptor {
-                None => serve_connection(tcp, remote, app, trusted).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) if is_acme_validation(&tls) => {
-                            debug!(%remote, "answered an ACME TLS-ALPN-01 validation");
-                        }
-                        Ok(Ok(tls)) => serve_connection(tls, remote, app, trusted).await,
-                        Ok(Err(e)) => debug!(%remote, "TLS handshake failed: {e}"),
-                        Err(_) => debug!(%remote, "TLS handshake did not finish in time"),
-                    }
+        tokio::spawn(shared.clone().connection(tcp, remote));
+    }
+}
+
+impl Shared {
+    async fn connection(self: Arc<Self>, tcp: TcpStream, remote: SocketAddr) {
+        let accepted = tokio::time::Instant::now();
+        let tcp = match &self.mux {
+            Some(mux) => match mux.first_look(tcp, remote, accepted).await {
+                Some(tcp) => tcp,
+                None => return,
+            },
+            None => tcp,
+        };
+        let (app, trusted) = (self.app.clone(), self.trusted_proxies.clone());
+        let Some(acceptor) = &self.acceptor else {
+            return serve_connection(tcp, remote, app, trusted).await;
+        };
+        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return debug!(%remote, "TLS handshake failed: {e}"),
+            Err(_) => return debug!(%remote, "TLS handshake did not finish in time"),
+        };
+        if is_acme_validation(&tls) {
+            return debug!(%remote, "answered an ACME TLS-ALPN-01 validation");
+        }
+        match &self.mux {
+            Some(mux) => {
+                if let Some(https) = mux.inside_tls(tls, remote, accepted).await {
+                    serve_connection(https, remote, app, trusted).await;
                 }
             }
-        });
+            None => serve_connection(tls, remote, app, trusted).await,
+        }
     }
 }
 
 /// RFC 8737: a validation's connection ends after the handshake.
-pub(crate) fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
+fn is_acme_validation<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
     tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN)
 }
 
-pub(crate) async fn serve_connection<S>(
+async fn serve_connection<S>(
     mut io: S,
     remote: SocketAddr,
     app: Router,

@@ -101,22 +101,25 @@ impl Server {
         let source = announce::choose(&mut config).await?;
         announce::check_and_report(config.announce_ip(), source, config.bind);
         let config = Arc::new(config);
+        // Bound first: with one port for everything, ICE-TCP candidates and
+        // TURN URLs name the port actually bound (the OS picks for 0).
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::BindHttp { addr, source })?;
+        let http_addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let shared_port = config.one_port.then_some(http_addr.port());
         let media = MediaPlane::start(MediaConfig {
             udp_bind: SocketAddr::new(config.bind, config.rtc_udp_port),
             tcp_bind: (config.rtc_tcp_port != 0)
                 .then(|| SocketAddr::new(config.bind, config.rtc_tcp_port)),
-            tcp_shared_port: config.single_port,
+            tcp_shared_port: shared_port,
             announce_ip: config.announce_ip(),
             shards: config.media_shards,
             ice_tcp: config.ice_tcp.clone(),
             downlink_bwe: config.downlink_bwe,
         })
         .await?;
-        let addr = SocketAddr::new(config.bind, config.single_port.unwrap_or(config.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::BindHttp { addr, source })?;
-        let http_addr = listener.local_addr().map_err(ServeError::Serve)?;
         let tls_config = match &config.tls {
             Some(t) => Some(tls::start(t).await?),
             None => None,
@@ -133,7 +136,7 @@ impl Server {
                     announce: config.announce_ip(),
                     media_port: media.udp_addr().port(),
                 };
-                match turn::start(settings, own, turn_tls, config.single_port).await {
+                match turn::start(settings, own, turn_tls, shared_port).await {
                     Some((h, o)) => (Some(h), Some(o)),
                     None => (None, None),
                 }
@@ -193,26 +196,19 @@ impl Server {
             self.state.config.drain_timeout,
         );
         let trusted_proxies: Arc<[ipnet::IpNet]> = self.state.config.trusted_proxies.clone().into();
-        let media_door = self.state.media.ice_tcp_door();
-        let single_port = self.state.config.single_port.is_some();
+        let doors = self.state.config.one_port.then(|| port_mux::Doors {
+            turn: _turn.as_ref().map(|t| t.streams.clone()),
+            ice_tcp: self.state.media.ice_tcp_door(),
+        });
         let mut app = http::router(self.state);
         if let Some(extra) = self.extra_routes {
             app = app.merge(extra);
         }
         let tls = self.tls.map(|t| t.https);
-        let serving = async {
-            if single_port {
-                let doors = port_mux::Doors {
-                    turn: _turn.as_ref().map(|t| t.streams.clone()),
-                    ice_tcp: media_door,
-                };
-                port_mux::serve(self.listener, app, tls, trusted_proxies, doors).await
-            } else {
-                http_listener::serve(self.listener, app, tls, trusted_proxies).await
-            }
-        };
         tokio::select! {
-            r = serving => r.map_err(ServeError::Serve),
+            r = http_listener::serve(self.listener, app, tls, trusted_proxies, doors) => {
+                r.map_err(ServeError::Serve)
+            }
             () = drained => Ok(()),
         }
     }

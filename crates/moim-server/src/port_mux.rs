@@ -4,20 +4,22 @@
 //! bytes: HTTPS and WSS, or TURN over TLS), a STUN message (TURN over TCP),
 //! an RFC 4571 frame holding a STUN message (ICE-TCP), or HTTP.
 //!
-//! [`classify`] is the pure part; [`serve`] reads and routes.
+//! [`classify`] is the pure part; [`Mux`] is what `http_listener` asks of
+//! each connection when the port is shared.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
-use crate::http_listener::{is_acme_validation, serve_connection, Replay};
+use crate::http_listener::Replay;
 
 /// STUN's magic cookie (RFC 8489 §5).
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
@@ -28,8 +30,6 @@ pub const TURN_ALPN: &[u8] = b"stun.turn";
 /// How long a new connection may take to send the bytes that tell what it
 /// is. Browsers open HTTPS connections ahead of use and may stay silent.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Connections that have not yet said what they are, at most. Clients send
 /// their first bytes at once (a ClientHello, a STUN request); only idle
 /// connections wait here, and past this bound new ones are closed rather
@@ -99,46 +99,88 @@ pub struct Doors {
     pub ice_tcp: Option<moim_sfu::IceTcpDoor>,
 }
 
-/// Accepts connections until the process ends, routing each by its first
-/// bytes.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    trusted_proxies: Arc<[ipnet::IpNet]>,
+/// The shared port's side of the HTTP listener: hands TURN and ICE-TCP
+/// connections to their doors and gives back those that are HTTP(S).
+pub(crate) struct Mux {
     doors: Doors,
-) -> io::Result<()> {
-    let acceptor = tls.map(TlsAcceptor::from);
-    let unsaid = Arc::new(tokio::sync::Semaphore::new(MAX_UNSAID));
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                debug!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let app = app.clone();
-        let acceptor = acceptor.clone();
-        let trusted = trusted_proxies.clone();
-        let doors = doors.clone();
-        let Ok(permit) = unsaid.clone().try_acquire_owned() else {
+    unsaid: Arc<Semaphore>,
+}
+
+impl Mux {
+    pub(crate) fn new(doors: Doors) -> Self {
+        Self {
+            doors,
+            unsaid: Arc::new(Semaphore::new(MAX_UNSAID)),
+        }
+    }
+
+    /// Reads (peeks at) a new connection's first bytes. TURN over TCP and
+    /// ICE-TCP go to their doors; a connection that starts like TLS or HTTP
+    /// comes back for the listener to serve.
+    pub(crate) async fn first_look(
+        &self,
+        tcp: TcpStream,
+        remote: SocketAddr,
+        accepted: Instant,
+    ) -> Option<TcpStream> {
+        let Ok(permit) = self.unsaid.clone().try_acquire_owned() else {
             debug!(%remote, "closed: {MAX_UNSAID} connections already wait to say what they are");
-            continue;
+            return None;
         };
-        tokio::spawn(async move {
-            let accepted = tokio::time::Instant::now();
-            let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&tcp)).await {
-                Ok(Ok(kind)) => kind,
-                Ok(Err(e)) => {
-                    return debug!(%remote, "connection ended before it said what it is: {e}")
-                }
-                Err(_) => return,
-            };
-            drop(permit);
-            route(tcp, remote, kind, accepted, app, acceptor, trusted, doors).await;
-        });
+        let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&tcp)).await {
+            Ok(Ok(kind)) => kind,
+            Ok(Err(e)) => {
+                debug!(%remote, "connection ended before it said what it is: {e}");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        drop(permit);
+        let _ = tcp.set_nodelay(true);
+        match (kind, &self.doors) {
+            (Kind::Tls | Kind::Http, _) => return Some(tcp),
+            (
+                Kind::TurnStream,
+                Doors {
+                    turn: Some(turn), ..
+                },
+            ) => turn.serve(tcp, remote, moim_turn::Transport::Tcp, accepted),
+            (
+                Kind::IceTcp,
+                Doors {
+                    ice_tcp: Some(ice), ..
+                },
+            ) => ice.serve(tcp, remote, accepted),
+            (kind, _) => debug!(%remote, ?kind, "closed a connection this port does not serve"),
+        }
+        None
+    }
+
+    /// After the TLS handshake: TURN over TLS goes to TURN's door; HTTPS
+    /// comes back, its first bytes kept for hyper.
+    pub(crate) async fn inside_tls(
+        &self,
+        mut tls: TlsStream<TcpStream>,
+        remote: SocketAddr,
+        accepted: Instant,
+    ) -> Option<Replay<TlsStream<TcpStream>>> {
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let mut first = vec![0u8; 4096];
+        let n = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tls.read(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return None,
+        };
+        first.truncate(n);
+        let turn = is_turn_inside_tls(alpn.as_deref(), first.first().copied());
+        let stream = Replay::new(first, tls);
+        if !turn {
+            return Some(stream);
+        }
+        match &self.doors.turn {
+            Some(door) => door.serve(stream, remote, moim_turn::Transport::Tls, accepted),
+            None => debug!(%remote, "TURN over TLS, but TURN is off"),
+        }
+        None
     }
 }
 
@@ -159,66 +201,6 @@ async fn sniff(tcp: &TcpStream) -> io::Result<Kind> {
             }
             kind => return Ok(kind),
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn route(
-    tcp: TcpStream,
-    remote: SocketAddr,
-    kind: Kind,
-    accepted: tokio::time::Instant,
-    app: Router,
-    acceptor: Option<TlsAcceptor>,
-    trusted: Arc<[ipnet::IpNet]>,
-    doors: Doors,
-) {
-    let _ = tcp.set_nodelay(true);
-    match (kind, &acceptor, &doors) {
-        (
-            Kind::TurnStream,
-            _,
-            Doors {
-                turn: Some(turn), ..
-            },
-        ) => turn.serve(tcp, remote, moim_turn::Transport::Tcp, accepted),
-        (
-            Kind::IceTcp,
-            _,
-            Doors {
-                ice_tcp: Some(ice), ..
-            },
-        ) => ice.serve(tcp, remote, accepted),
-        (Kind::Http, None, _) => serve_connection(tcp, remote, app, trusted).await,
-        (Kind::Tls, Some(acceptor), _) => {
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return debug!(%remote, "TLS handshake failed: {e}"),
-                Err(_) => return debug!(%remote, "TLS handshake did not finish in time"),
-            };
-            if is_acme_validation(&tls) {
-                return debug!(%remote, "answered an ACME TLS-ALPN-01 validation");
-            }
-            let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-            let mut tls = tls;
-            let mut first = vec![0u8; 4096];
-            let n = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tls.read(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
-            };
-            first.truncate(n);
-            let stream = Replay::new(first.clone(), tls);
-            if is_turn_inside_tls(alpn.as_deref(), first.first().copied()) {
-                match &doors.turn {
-                    Some(turn) => turn.serve(stream, remote, moim_turn::Transport::Tls, accepted),
-                    None => debug!(%remote, "TURN over TLS, but TURN is off"),
-                }
-            } else {
-                serve_connection(stream, remote, app, trusted).await;
-            }
-        }
-        (kind, _, _) => debug!(%remote, ?kind, "closed a connection this port does not serve"),
     }
 }
 

@@ -148,7 +148,7 @@ pub async fn start(
     if let Some(port) = shared_port {
         // TCP and TLS clients arrive through the one-port listener; UDP
         // has the port to itself (media stays on its own, see
-        // ServerConfig::single_port).
+        // ServerConfig::one_port).
         config.udp_listen = Some(SocketAddr::new(bind, port));
         config.tcp_listen = None;
         config.tls_listen = None;

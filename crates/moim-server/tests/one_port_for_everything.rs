@@ -66,7 +66,8 @@ async fn https_and_turn_over_udp_tcp_and_tls_share_one_port() {
     let port = common::pebble::free_port();
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let server = common::start_with(|c| {
-        c.single_port = Some(port);
+        c.port = port;
+        c.one_port = true;
         c.domain = Some("localhost".into());
         c.tls = Some(TlsSettings::SelfSigned {
             names: vec!["localhost".into(), "127.0.0.1".into()],

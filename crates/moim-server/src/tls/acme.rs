@@ -132,6 +132,7 @@ pub async fn start(settings: &AcmeSettings, live: Arc<LiveCert>) -> Result<(), A
                     challenge_router(live.clone()),
                     None,
                     Arc::from([]),
+                    None,
                 ));
             }
             // HTTP-01 cannot work without it; TLS-ALPN-01 needs only the

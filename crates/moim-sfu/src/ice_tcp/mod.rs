@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
@@ -230,12 +230,10 @@ impl IceTcpDoor {
         }
     }
 
-    /// Serves one RFC 4571 stream. `accepted` starts its deadline for a
+    /// Serves one RFC 4571 connection, its first bytes still unread (the
+    /// one-port listener only peeks). `accepted` starts its deadline for a
     /// first STUN request.
-    pub fn serve<S>(&self, stream: S, remote: SocketAddr, accepted: tokio::time::Instant)
-    where
-        S: AsyncRead + AsyncWrite + Send + 'static,
-    {
+    pub fn serve(&self, stream: TcpStream, remote: SocketAddr, accepted: tokio::time::Instant) {
         let (slot, kicked) = self.conns.admit(remote);
         let deadline = accepted + self.conns.limits.stun_deadline;
         let conn = Conn {
@@ -316,17 +314,16 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve<S>(
+    async fn serve(
         self,
-        stream: S,
+        stream: TcpStream,
         mut kicked: oneshot::Receiver<Limit>,
         deadline: tokio::time::Instant,
-    ) -> Result<(), Ended>
-    where
-        S: AsyncRead + AsyncWrite + Send + 'static,
-    {
+    ) -> Result<(), Ended> {
         let limits = self.conns.limits.clone();
-        let (reader, mut writer) = tokio::io::split(stream);
+        // Owned halves: no lock between the reader and the writer of a
+        // connection that carries media.
+        let (reader, mut writer) = stream.into_split();
         let mut frames = FrameStream::new(reader, FIRST_FRAME_MAX);
         let first = tokio::select! {
             r = tokio::time::timeout_at(deadline, frames.next()) => match r {

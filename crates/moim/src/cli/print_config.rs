@@ -45,9 +45,10 @@ pub fn render(
          # together. Secrets are masked; the rest reads back as a config file."
     );
     let _ = writeln!(o, "bind = {}", quoted(&c.bind.to_string()));
-    let _ = writeln!(o, "port = {}", c.port);
-    if let Some(p) = c.single_port {
-        let _ = writeln!(o, "single_port = {p}");
+    if c.one_port {
+        let _ = writeln!(o, "single_port = {}", c.port);
+    } else {
+        let _ = writeln!(o, "port = {}", c.port);
     }
     match c.node_ip {
         Some(ip) => {

@@ -386,13 +386,13 @@ pub fn resolve(
     if let Some(v) = flags.port {
         c.port = v;
     }
-    c.single_port = flags
+    if let Some(p) = flags
         .single_port
         .or(env_parse(env, "MOIM_SINGLE_PORT")?)
-        .or(file.single_port);
-    if let Some(p) = c.single_port {
-        // The app's public URL and the ACME challenge choice follow the port.
+        .or(file.single_port)
+    {
         c.port = p;
+        c.one_port = true;
     }
     if let Some(v) = flags.rtc_udp_port {
         c.rtc_udp_port = v;

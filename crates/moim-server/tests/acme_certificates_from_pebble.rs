@@ -11,7 +11,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::pebble::{free_port, served_leaf, Pebble};
+use common::pebble::{free_port, openssl_verifies, served_leaf, Pebble};
 use moim_server::tls::{AcmeSettings, ChallengeKind, TlsSettings};
 
 const DOMAIN: &str = "meet.moim.test";
@@ -117,6 +117,11 @@ async fn a_certificate_is_issued_over_tls_alpn_served_everywhere_renewed_and_cac
         Some(first.clone()),
         "TURN/TLS presents the same certificate"
     );
+    // OpenSSL, a client written elsewhere, accepts both as browsers would.
+    for addr in [server.http, turn_tls] {
+        let checked = openssl_verifies(addr, DOMAIN, &root, &pebble.dir);
+        assert_eq!(checked, Ok(()), "openssl s_client on {addr}");
+    }
 
     // Renewed about 20 s in, with no restart; TURN/TLS follows.
     let renewed =

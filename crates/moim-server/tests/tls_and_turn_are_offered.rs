@@ -52,6 +52,18 @@ async fn every_participant_is_handed_turn_with_its_own_time_limited_credentials(
     assert!(!ice[0].credential.is_empty());
 }
 
+/// A server for `localhost` with this certificate on HTTPS and TURN/TLS.
+async fn serve_with(settings: TlsSettings) -> common::TestServer {
+    common::start_with(|c| {
+        c.tls = Some(settings);
+        c.domain = Some("localhost".into());
+        if let Some(t) = c.turn.as_mut() {
+            t.tls_port = 0;
+        }
+    })
+    .await
+}
+
 fn self_signed(dir: &std::path::Path) -> (TlsSettings, CertificateDer<'static>) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
     let cert = dir.join("cert.pem");
@@ -96,14 +108,7 @@ async fn https_and_turn_over_tls_share_the_configured_certificate() {
     std::fs::create_dir_all(&dir).expect("tmp");
     let (settings, der) = self_signed(&dir);
     let mut turn_tls = None;
-    let server = common::start_with(|c| {
-        c.tls = Some(settings);
-        c.domain = Some("localhost".into());
-        if let Some(t) = c.turn.as_mut() {
-            t.tls_port = 0;
-        }
-    })
-    .await;
+    let server = serve_with(settings).await;
     let response = tls_get(
         server.http,
         der.clone(),
@@ -131,14 +136,7 @@ async fn a_certificate_renewed_on_disk_is_served_without_a_restart() {
     let dir = std::env::temp_dir().join(format!("moim-tls-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let (settings, first) = self_signed(&dir);
-    let server = common::start_with(|c| {
-        c.tls = Some(settings);
-        c.domain = Some("localhost".into());
-        if let Some(t) = c.turn.as_mut() {
-            t.tls_port = 0;
-        }
-    })
-    .await;
+    let server = serve_with(settings).await;
     let turn_tls = server.turn_tls.expect("TURN/TLS");
     assert_eq!(
         served_leaf(server.http, "localhost", &first).await,

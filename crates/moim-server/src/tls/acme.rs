@@ -103,7 +103,11 @@ pub enum AcmeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read the ACME directory's CA certificate {path}: {detail}")]
+    #[error(
+        "cannot read the ACME directory's CA certificate {path}: {detail}. --acme-directory-ca \
+         must name a PEM file holding the certificate of the CA that signed the directory's own \
+         HTTPS certificate (for pebble, its minica root); leave it unset for Let's Encrypt"
+    )]
     DirectoryCa { path: String, detail: String },
 }
 
@@ -296,7 +300,10 @@ fn advice(settings: &AcmeSettings, e: &OrderError) -> String {
 enum OrderError {
     #[error("{0}")]
     Acme(#[from] instant_acme::Error),
-    #[error("the CA offers no {kind} challenge for {domain}")]
+    #[error(
+        "the CA offers no {kind} challenge for {domain}; choose one it offers with \
+         --acme-challenge (tls-alpn-01 or http-01)"
+    )]
     NoChallenge { kind: &'static str, domain: String },
     #[error("the CA could not validate {domain} with {kind}: {detail}")]
     Validation {
@@ -304,7 +311,10 @@ enum OrderError {
         kind: &'static str,
         detail: String,
     },
-    #[error("the order ended {0:?} instead of ready")]
+    #[error(
+        "the CA left the order {0:?} instead of ready, without naming a failed check; moim \
+         orders again later. If this repeats, look the account up at the CA"
+    )]
     NotReady(OrderStatus),
     #[error("cannot make a key or a request: {0}")]
     Key(#[from] rcgen::Error),

@@ -21,11 +21,21 @@ pub struct Pebble {
     pub dir: PathBuf,
 }
 
+/// A port free now and not handed out before in this process: the tests
+/// of one binary run at once and name ports before anything binds them.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn require(bin: &str) {
@@ -211,4 +221,46 @@ async fn https_get(addr: SocketAddr, ca: &CertificateDer<'static>, path: &str) -
     text.split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
         .unwrap_or(text)
+}
+
+/// OpenSSL's view of the same server, a TLS client written elsewhere:
+/// `openssl s_client` with only `root` trusted, checking the chain and the
+/// host name. `Err` carries what it printed.
+pub fn openssl_verifies(
+    addr: SocketAddr,
+    name: &str,
+    root: &CertificateDer<'static>,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(root.as_ref());
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    let ca = dir.join("issuing-root.pem");
+    std::fs::write(&ca, pem).map_err(|e| e.to_string())?;
+    let out = Command::new("openssl")
+        .args(["s_client", "-brief", "-verify_return_error"])
+        .args(["-connect", &addr.to_string(), "-servername", name])
+        .args(["-verify_hostname", name, "-CAfile"])
+        .arg(&ca)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl not found ({e}): scripts/install-deps.sh installs it"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && text.contains("Verification: OK") {
+        Ok(())
+    } else {
+        Err(text)
+    }
 }

@@ -144,6 +144,20 @@ mod tests {
         None
     }
 
+    /// Flags alone: no config file, no environment.
+    fn from_flags(
+        flags: &TlsFlags,
+        domain: Option<&str>,
+        https_port: u16,
+    ) -> Result<Option<TlsSettings>, SettingsError> {
+        resolve(
+            &TlsFileSettings::default(),
+            &no_env,
+            flags,
+            cx(domain, https_port),
+        )
+    }
+
     #[test]
     fn acme_on_443_validates_over_tls_alpn_and_caches_in_the_data_dir() {
         let flags = TlsFlags {
@@ -151,13 +165,9 @@ mod tests {
             acme_email: Some("ops@example.com".into()),
             ..Default::default()
         };
-        let Some(TlsSettings::Acme(a)) = resolve(
-            &TlsFileSettings::default(),
-            &no_env,
-            &flags,
-            cx(Some("meet.example.com"), 443),
-        )
-        .expect("valid") else {
+        let Some(TlsSettings::Acme(a)) =
+            from_flags(&flags, Some("meet.example.com"), 443).expect("valid")
+        else {
             panic!("ACME settings expected");
         };
         assert_eq!(a.domains, ["meet.example.com"]);
@@ -195,7 +205,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            resolve(&TlsFileSettings::default(), &no_env, &acme, cx(None, 443)),
+            from_flags(&acme, None, 443),
             Err(SettingsError::AcmeDomain)
         ));
         let both = TlsFlags {
@@ -205,12 +215,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            resolve(
-                &TlsFileSettings::default(),
-                &no_env,
-                &both,
-                cx(Some("a.test"), 443)
-            ),
+            from_flags(&both, Some("a.test"), 443),
             Err(SettingsError::TlsSources)
         ));
         let http_without_port = TlsFlags {
@@ -220,12 +225,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            resolve(
-                &TlsFileSettings::default(),
-                &no_env,
-                &http_without_port,
-                cx(Some("a.test"), 443)
-            ),
+            from_flags(&http_without_port, Some("a.test"), 443),
             Err(SettingsError::AcmeHttpPort)
         ));
         let typo = TlsFlags {
@@ -234,12 +234,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            resolve(
-                &TlsFileSettings::default(),
-                &no_env,
-                &typo,
-                cx(Some("a.test"), 443)
-            ),
+            from_flags(&typo, Some("a.test"), 443),
             Err(SettingsError::AcmeChallenge(_))
         ));
     }

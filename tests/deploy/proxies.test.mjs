@@ -46,6 +46,8 @@ function nginxSite({ https, http, moim, cert, key, webroot }) {
   ]);
 }
 
+const PROXY_SOURCE = '127.0.0.3';
+
 const UPGRADE_LINES = [
   'proxy_http_version 1.1;',
   'proxy_set_header Upgrade $http_upgrade;',
@@ -92,7 +94,9 @@ async function startCaddy({ https, http, moim, cert, key }) {
 }
 
 describe('moim behind a reverse proxy with TLS', () => {
-  const server = new MoimServer({ args: ['--no-turn', '--trusted-proxy', '127.0.0.1'] });
+  // nginx of the first test connects to moim from 127.0.0.3 (proxy_bind), so the client
+  // (127.0.0.1) and the proxy differ; only that address is a trusted proxy.
+  const server = new MoimServer({ args: ['--no-turn', '--trusted-proxy', PROXY_SOURCE] });
   let pageServer;
   let browser;
   let cert;
@@ -139,14 +143,19 @@ describe('moim behind a reverse proxy with TLS', () => {
 
   test('through nginx with deploy/nginx/moim.conf, two people see each other', { timeout: 90_000 }, async () => {
     const https = await freePort();
-    const nginx = await startNginx(
-      nginxSite({ https, http: await freePort(), moim: server.ports.http, ...cert, webroot: scratchDir('webroot') }),
-    );
+    const site = nginxSite({ https, http: await freePort(), moim: server.ports.http, ...cert, webroot: scratchDir('webroot') });
+    const nginx = await startNginx(replaceAll(site, [['proxy_pass http://moim;', `proxy_pass http://moim;\n        proxy_bind ${PROXY_SOURCE};`]]));
     try {
       await nginx.waitForPort(https);
       await meetThrough(`wss://localhost:${https}`, 'nginx', nginx);
       const access = fs.readFileSync(path.join(nginx.dir, 'access.log'), 'utf8');
       assert.match(access, /GET \/rtc\/v1\?[^"]* HTTP\/1\.1" 101 /, `the signal connection went through nginx\n${access}`);
+      // moim believed nginx's X-Forwarded-For: the client is the browser's address, not nginx's.
+      const accepted = fs.readFileSync(server.logFile, 'utf8').split('\n').filter((l) => l.includes('signal connection accepted'));
+      assert.ok(accepted.length >= 2, `two signal connections logged:\n${server.logTail(30)}`);
+      for (const line of accepted) {
+        assert.match(line, /client=127\.0\.0\.1 proxy=127\.0\.0\.3/, line);
+      }
     } finally {
       await nginx.stop();
     }

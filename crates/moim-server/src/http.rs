@@ -1,9 +1,10 @@
 //! HTTP routes: the signal endpoints, their validate twins, health.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -294,32 +295,36 @@ fn admit(
 }
 
 type Peer = Option<Extension<PeerAddr>>;
+/// The client's address: behind a trusted proxy, the one it forwarded for.
+type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 async fn rtc_v0(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     peer: Peer,
+    client: Client,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, &q, &headers, peer, ws, SignalPath::V0)
+    upgrade(state, &q, &headers, (peer, client), ws, SignalPath::V0)
 }
 
 async fn rtc_v1(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     peer: Peer,
+    client: Client,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, &q, &headers, peer, ws, SignalPath::V1)
+    upgrade(state, &q, &headers, (peer, client), ws, SignalPath::V1)
 }
 
 fn upgrade(
     state: AppState,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
-    peer: Peer,
+    (peer, client): (Peer, Client),
     ws: Upgrade,
     path: SignalPath,
 ) -> Response {
@@ -331,6 +336,14 @@ fn upgrade(
         warn_no_upgrade(&state, headers, peer);
         return SignalRefusal::NotUpgrade.into_response();
     };
+    if let Some(Extension(ConnectInfo(client))) = client {
+        match peer {
+            Some(Extension(PeerAddr(proxy))) if proxy.ip() != client.ip() => {
+                info!(identity = %claims.sub, client = %client.ip(), proxy = %proxy.ip(), "signal connection accepted")
+            }
+            _ => info!(identity = %claims.sub, client = %client.ip(), "signal connection accepted"),
+        }
+    }
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         // tungstenite allocates its read buffer up front, 128 KiB by default:
